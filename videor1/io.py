@@ -1,0 +1,49 @@
+"""Atomic file and directory writes: a reader never sees half a file, even after kill -9."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success it replaces ``target`` in one rename.
+
+    Works for a file or a directory. On error the temporary is removed and
+    ``target`` keeps its old content.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    staged = tmp / target.name
+    try:
+        yield staged
+        if target.is_dir() and not target.is_symlink():
+            old = tmp / (target.name + ".old")
+            os.replace(target, old)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        os.replace(staged, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(target: str | Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(target: str | Path, obj, *, indent: int | None = 2) -> None:
+    write_text(target, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_jsonl(target: str | Path, rows) -> None:
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,25 @@
+"""Media: frame sampling rules (spec section 5) and exact readers for videos and images."""
+
+from .errors import MediaError
+from .image import ImageInfo, probe_image, read_image
+from .resize import resize_frames, resize_image
+from .sampling import frame_indices, smart_nframes, smart_resize
+from .video import SampledVideo, VideoInfo, decode_all_frames, probe_video, read_frames, read_video
+
+__all__ = [
+    "ImageInfo",
+    "MediaError",
+    "SampledVideo",
+    "VideoInfo",
+    "decode_all_frames",
+    "frame_indices",
+    "probe_image",
+    "probe_video",
+    "read_frames",
+    "read_image",
+    "read_video",
+    "resize_frames",
+    "resize_image",
+    "smart_nframes",
+    "smart_resize",
+]

@@ -1,0 +1,22 @@
+"""Models: the offline tiny Qwen2.5-VL kit and local loading."""
+
+from .loading import check_model_dir, load_model, load_processor, save_model_dir
+from .tiny import TinyModelConfig, build_processor, build_tiny_model, tiny_config
+from .tokenizer import QWEN25_SPECIAL_TOKENS, VISION_TOKENS, build_tokenizer, chat_template, qwen_tokenizer, train_bpe_tokenizer
+
+__all__ = [
+    "QWEN25_SPECIAL_TOKENS",
+    "VISION_TOKENS",
+    "TinyModelConfig",
+    "build_processor",
+    "build_tiny_model",
+    "build_tokenizer",
+    "chat_template",
+    "check_model_dir",
+    "load_model",
+    "load_processor",
+    "qwen_tokenizer",
+    "save_model_dir",
+    "tiny_config",
+    "train_bpe_tokenizer",
+]

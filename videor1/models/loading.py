@@ -1,0 +1,45 @@
+"""Loading and saving model directories. Local directories only: nothing is ever downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+
+from ..io import atomic_path
+
+REQUIRED_FILES = ("config.json", "tokenizer_config.json")
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")  # transformers 5 writes the first, hub models ship the second
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Raise FileNotFoundError naming what is missing unless ``path`` is a complete HF model directory."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model directory {path} does not exist (models are never downloaded: put it there)")
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if not any((path / f).is_file() for f in PROCESSOR_FILES):
+        missing.append(" or ".join(PROCESSOR_FILES))
+    if not any(path.glob("*.safetensors")):
+        missing.append("*.safetensors")
+    if missing:
+        raise FileNotFoundError(f"model directory {path} is incomplete: missing {', '.join(missing)}")
+    return path
+
+
+def load_model(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Qwen2_5_VLForConditionalGeneration:
+    path = check_model_dir(path)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, local_files_only=True)
+    return model.to(device).eval()
+
+
+def load_processor(path: str | Path) -> Qwen2_5_VLProcessor:
+    return AutoProcessor.from_pretrained(check_model_dir(path), local_files_only=True)
+
+
+def save_model_dir(model, processor, target: str | Path) -> None:
+    """Write model (safetensors) and processor to ``target`` in one atomic rename."""
+    with atomic_path(target) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
