@@ -1,0 +1,18 @@
+"""A procedurally generated image+video QA set whose answers are known (the tiny profile's data)."""
+
+from .build import BENCHMARKS, SynthConfig, data_source, generate, splits
+from .families import FAMILIES, IMAGE, ORDER_DEPENDENT, ORDER_INDEPENDENT, Example, SynthSpec
+
+__all__ = [
+    "BENCHMARKS",
+    "FAMILIES",
+    "IMAGE",
+    "ORDER_DEPENDENT",
+    "ORDER_INDEPENDENT",
+    "Example",
+    "SynthConfig",
+    "SynthSpec",
+    "data_source",
+    "generate",
+    "splits",
+]

@@ -1,0 +1,115 @@
+"""Write the synthetic dataset: training rows, six evaluation files, media and ground-truth facts.
+
+Layout under the output directory (the data root; row paths are relative to it):
+
+    train.json              Video-R1-260k format, a JSON array
+    eval_<benchmark>.json   the same format, one per benchmark of spec section 6
+    facts.jsonl             per row: split, problem_id, data_source and the generator's facts
+    videos/..., images/...  media
+
+Every row draws from its own random generator seeded by (seed, split, index),
+so the output is byte-identical for a seed and one row does not shift another.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...io import atomic_path
+from .canvas import write_mp4, write_png
+from .families import FAMILIES, IMAGE, ORDER_DEPENDENT, ORDER_INDEPENDENT, Example, SynthSpec
+
+# Which families stand in for each real benchmark, mirroring what it measures.
+BENCHMARKS: dict[str, list[str]] = {
+    "mvbench": ["motion_direction", "event_order", "video_color"],
+    "tempcompass": ["motion_direction", "event_order"],
+    "videomme": ["motion_direction", "event_order", "video_color"],
+    "videommmu": ["event_order", "video_color", "count_appearances"],
+    "vsibench": ["video_size", "video_count", "event_order"],  # regression, numerical, appearance order
+    "mmvu": ["motion_direction", "video_color"],
+}
+
+
+@dataclass
+class SynthConfig:
+    seed: int = 0
+    train_video_rows: int = 400
+    train_image_rows: int = 400
+    eval_rows_per_benchmark: int = 48
+    spec: SynthSpec = field(default_factory=SynthSpec)
+
+
+def data_source(family: str) -> str:
+    return f"synth-{'image' if family in IMAGE else 'video'}/{family}"
+
+
+def _row(problem_id: int, family: str, ex: Example, rel_path: str) -> dict:
+    return {
+        "problem_id": problem_id,
+        "problem": ex.problem,
+        "data_type": ex.data_type,
+        "problem_type": ex.problem_type,
+        "options": ex.options,
+        "solution": f"<answer>{ex.answer}</answer>",
+        "path": rel_path,
+        "data_source": data_source(family),
+    }
+
+
+def _make(root: Path, split: str, split_code: int, index: int, family: str, cfg: SynthConfig) -> tuple[dict, dict]:
+    """One row and its facts; its media is written under ``root``."""
+    rng = np.random.default_rng([cfg.seed, split_code, index])
+    ex = FAMILIES[family](rng, cfg.spec)
+    problem_id = index + 1
+    if ex.data_type == "video":
+        rel = f"videos/{split}/{family}/{problem_id:06d}.mp4"
+        write_mp4(root / rel, ex.frames, cfg.spec.video_fps)
+    else:
+        rel = f"images/{split}/{family}/{problem_id:06d}.png"
+        write_png(root / rel, ex.image)
+    row = _row(problem_id, family, ex, "./" + rel)
+    fact = {"split": split, "problem_id": problem_id, "data_source": row["data_source"], "answer": ex.answer,
+            "facts": ex.facts}
+    return row, fact
+
+
+def _train_families(cfg: SynthConfig) -> list[str]:
+    """The family of each training row: half the video rows order-dependent, then the image rows."""
+    dep, indep = list(ORDER_DEPENDENT), list(ORDER_INDEPENDENT)
+    video = [dep[(i // 2) % len(dep)] if i % 2 == 0 else indep[(i // 2) % len(indep)]
+             for i in range(cfg.train_video_rows)]
+    image = [list(IMAGE)[i % len(IMAGE)] for i in range(cfg.train_image_rows)]
+    return video + image
+
+
+def splits(cfg: SynthConfig) -> dict[str, list[str]]:
+    """Split name -> the family of each of its rows."""
+    out = {"train": _train_families(cfg)}
+    for bench, families in BENCHMARKS.items():
+        out[f"eval_{bench}"] = [families[i % len(families)] for i in range(cfg.eval_rows_per_benchmark)]
+    return out
+
+
+def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, dict[str, int]]:
+    """Write the whole dataset to ``out_dir`` atomically; return row counts per split and source."""
+    counts: dict[str, dict[str, int]] = {}
+    with atomic_path(out_dir) as root:
+        root.mkdir(parents=True)
+        facts = []
+        for code, (split, families) in enumerate(splits(cfg).items()):
+            rows = []
+            for index, family in enumerate(families):
+                row, fact = _make(root, split, code, index, family, cfg)
+                rows.append(row)
+                facts.append(fact)
+            counts[split] = dict(sorted(Counter(r["data_source"] for r in rows).items()))
+            (root / f"{split}.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        with (root / "facts.jsonl").open("w", encoding="utf-8") as fh:
+            for fact in facts:
+                fh.write(json.dumps(fact, sort_keys=True) + "\n")
+    return counts
