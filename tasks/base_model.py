@@ -1,0 +1,61 @@
+"""DVC stage `base_model`: write models/base.
+
+tiny profile: a tokenizer, processor and randomly initialised tiny Qwen2.5-VL,
+made offline from a seed and saved with save_pretrained (safetensors).
+paper profile: check the local Qwen2.5-VL-7B-Instruct directory and link it;
+never download.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from videor1.io import atomic_path
+from videor1.models import TinyModelConfig, build_processor, build_tiny_model, build_tokenizer, check_model_dir, save_model_dir
+
+from .params import set_threads, stage_params
+
+OUT = Path("models/base")
+
+
+def tokenizer_corpus(row_files: list[str]) -> list[str]:
+    """Every question, option and answer of the given row files: what the tiny tokenizer must encode compactly."""
+    texts = []
+    for f in row_files:
+        for row in json.loads(Path(f).read_text()):
+            texts += [row["problem"], *row["options"], row["solution"]]
+    return texts
+
+
+def build_tiny(p: dict) -> None:
+    tok = p["tokenizer"]
+    tokenizer = build_tokenizer(tok["kind"], corpus=tokenizer_corpus(tok.get("corpus", [])), vocab_size=tok["vocab_size"])
+    model = build_tiny_model(TinyModelConfig(seed=p["seed"], **p["model"]), tokenizer)
+    processor = build_processor(tokenizer, **p["processor"])
+    save_model_dir(model, processor, OUT)
+    n_params = sum(t.numel() for t in model.parameters())
+    print(f"tiny Qwen2.5-VL: {n_params:,} parameters, vocabulary {len(tokenizer)} -> {OUT}")
+
+
+def link_local(p: dict) -> None:
+    source = check_model_dir(p["path"]).resolve()  # raises naming the missing directory or file
+    with atomic_path(OUT) as tmp:
+        os.symlink(source, tmp, target_is_directory=True)
+    print(f"{OUT} -> {source}")
+
+
+def main() -> None:
+    p = stage_params("base_model")
+    set_threads(p.get("threads", 1))
+    if p["kind"] == "tiny":
+        build_tiny(p)
+    elif p["kind"] == "local":
+        link_local(p)
+    else:
+        raise SystemExit(f"base_model.kind must be 'tiny' or 'local', got {p['kind']!r}")
+
+
+if __name__ == "__main__":
+    main()
