@@ -59,7 +59,7 @@ class _FrameTable:
     exact: bool  # False when timestamps are missing or repeated: only a sequential decode is safe
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def _open(path: Path, threads: int = 1) -> av.container.InputContainer:
     if not path.is_file():
         raise MediaError(path, "file does not exist")
     if path.stat().st_size == 0:
@@ -71,6 +71,7 @@ def _open(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise MediaError(path, "no video stream")
+    container.streams.video[0].thread_count = threads  # must be set before the codec opens
     return container
 
 
@@ -131,11 +132,10 @@ def _to_array(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def _decode_sequential(container, path: Path, wanted: set[int] | None, threads: int) -> dict[int, np.ndarray]:
+def _decode_sequential(container, path: Path, wanted: set[int] | None) -> dict[int, np.ndarray]:
     """Decode from the start; keep frames whose output index is in ``wanted`` (all if None)."""
     container.seek(0)
     stream = container.streams.video[0]
-    stream.thread_count = threads
     out: dict[int, np.ndarray] = {}
     last = max(wanted) if wanted else None
     try:
@@ -149,10 +149,9 @@ def _decode_sequential(container, path: Path, wanted: set[int] | None, threads: 
     return out
 
 
-def _decode_seeking(container, table: _FrameTable, indices: list[int], threads: int) -> dict[int, np.ndarray] | None:
+def _decode_seeking(container, table: _FrameTable, indices: list[int]) -> dict[int, np.ndarray] | None:
     """Decode only the keyframe groups that hold wanted frames. None means 'not trustworthy here'."""
     stream = container.streams.video[0]
-    stream.thread_count = threads
     by_pts = {table.pts[i]: i for i in indices}
     out: dict[int, np.ndarray] = {}
     frames = None
@@ -181,7 +180,7 @@ def _decode_seeking(container, table: _FrameTable, indices: list[int], threads: 
 def read_frames(path: str | Path, indices: list[int] | None = None, *, threads: int = 1) -> torch.Tensor:
     """Frames at the given output indices (all frames if None), uint8 T x C x H x W, in the order asked."""
     path = Path(path)
-    container = _open(path)
+    container = _open(path, threads)
     try:
         table = _frame_table(container, path)
         total = len(table.pts)
@@ -194,11 +193,11 @@ def read_frames(path: str | Path, indices: list[int] | None = None, *, threads: 
         got = None
         if table.exact:
             try:
-                got = _decode_seeking(container, table, wanted, threads)
+                got = _decode_seeking(container, table, wanted)
             except av.error.FFmpegError:
                 got = None
         if got is None or len(got) != len(wanted):
-            got = _decode_sequential(container, path, set(wanted), threads)
+            got = _decode_sequential(container, path, set(wanted))
         missing = [i for i in wanted if i not in got]
         if missing:
             raise MediaError(path, f"frames {missing[:5]} could not be decoded (file truncated or corrupt?)")
@@ -210,9 +209,9 @@ def read_frames(path: str | Path, indices: list[int] | None = None, *, threads: 
 def decode_all_frames(path: str | Path, *, threads: int = 1) -> torch.Tensor:
     """Every frame by one sequential decode: the reference that the fast path must equal."""
     path = Path(path)
-    container = _open(path)
+    container = _open(path, threads)
     try:
-        got = _decode_sequential(container, path, None, threads)
+        got = _decode_sequential(container, path, None)
     finally:
         container.close()
     if not got:

@@ -1,0 +1,83 @@
+"""Shared fixtures: generated videos (good and hostile), a small synthetic dataset, a tiny tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import videor1  # noqa: F401  (makes torchvision importable before anything else imports it)
+
+torch.set_num_threads(1)
+
+SAMPLE_MP4 = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "sample.mp4"
+
+
+def frame_pattern(i: int, h: int, w: int) -> np.ndarray:
+    """A frame that differs visibly from its neighbours: index-coded colour plus a moving bar."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = (i * 37) % 256
+    img[..., 2] = (i * 11) % 256
+    img[:, (i * 3) % w, 1] = 255
+    return img
+
+
+def encode(path: Path, n: int, *, fps: int = 25, gop: int = 12, w: int = 96, h: int = 64,
+           bframes: int = 2, movflags: str | None = None) -> Path:
+    with av.open(str(path), "w", options={"movflags": movflags} if movflags else {}) as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"g": str(gop), "bf": str(bframes), "preset": "veryfast", "threads": "1"}
+        for i in range(n):
+            for p in s.encode(av.VideoFrame.from_ndarray(frame_pattern(i, h, w), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def cut_with_edit_list(src: Path, dst: Path, hidden_frames: int) -> Path:
+    """Remux so the first frames get negative timestamps, as `ffmpeg -ss T -c copy` does.
+
+    The MP4 muxer then writes an edit list hiding them: the container still
+    counts them, a sequential decode does not output them.
+    """
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ins = inp.streams.video[0]
+        outs = out.add_stream_from_template(ins)
+        step = int(round(1 / (ins.average_rate * ins.time_base)))
+        for packet in inp.demux(ins):
+            if packet.dts is None:
+                continue
+            packet.pts -= hidden_frames * step
+            packet.dts -= hidden_frames * step
+            packet.stream = outs
+            out.mux(packet)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("videos")
+    v = {
+        "short_gop": encode(d / "short_gop.mp4", 120, gop=12),
+        "long_gop": encode(d / "long_gop.mp4", 200, gop=300),
+        "one_frame": encode(d / "one_frame.mp4", 1),
+        "wide_300_1": encode(d / "wide.mp4", 8, w=600, h=2, bframes=0),
+        "faststart": encode(d / "faststart.mp4", 120, gop=30, movflags="faststart"),
+    }
+    v["edit_list_cut"] = cut_with_edit_list(v["short_gop"], d / "cut.mp4", hidden_frames=17)
+    (d / "empty.mp4").write_bytes(b"")
+    v["zero_byte"] = d / "empty.mp4"
+    data = v["short_gop"].read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 2])  # moov atom at the end: lost
+    v["truncated_moov_lost"] = d / "truncated.mp4"
+    data = v["faststart"].read_bytes()
+    (d / "truncated_fs.mp4").write_bytes(data[: int(len(data) * 0.6)])  # index intact, frames missing
+    v["truncated_frames_lost"] = d / "truncated_fs.mp4"
+    (d / "notes.mp4").write_text("this is not a video\n" * 50)
+    v["not_a_video"] = d / "notes.mp4"
+    return v
