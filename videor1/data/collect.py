@@ -169,7 +169,7 @@ def collect(cfg: CollectConfig) -> CollectResult:
         )
         valid.append(good)
 
-    if not valid:
+    if sum(t.height for t in valid) == 0:
         raise ValueError(f"collect produced no valid rows ({len(quarantine)} quarantined): see the quarantine file")
     table = pl.concat(valid, how="diagonal_relaxed")
     if "process" not in table.columns:

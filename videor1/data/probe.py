@@ -37,6 +37,8 @@ def probe_file(path: str, data_type: str) -> Probe:
     try:
         st = os.stat(path)
         size, mtime = st.st_size, st.st_mtime_ns
+    except FileNotFoundError:
+        return Probe(path, -1, -1, data_type, False, f"{path}: file does not exist")
     except OSError as err:
         return Probe(path, -1, -1, data_type, False, f"{path}: cannot stat ({err.strerror})")
     try:
