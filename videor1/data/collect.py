@@ -8,6 +8,7 @@ balancing (not a rejection: counted separately).
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,10 +94,21 @@ def _media_problem(probe: Probe, rules: MediaRules) -> str | None:
     return None
 
 
-def _resolve_inside(root: Path, rel: str) -> str | None:
-    """Absolute path of ``rel`` under ``root``, or None if it escapes the root (also through symlinks)."""
-    target = (root / rel).resolve()
-    return str(target) if target.is_relative_to(root) else None
+def _resolver(root: Path):
+    """rel -> absolute path under ``root``, or None if it escapes the root (also through symlinks).
+
+    Memoised: rows share media files, and resolving is the costly part of a cached run.
+    """
+    prefix = str(root).rstrip(os.sep) + os.sep
+    memo: dict[str, str | None] = {}
+
+    def resolve(rel: str) -> str | None:
+        if rel not in memo:
+            target = os.path.realpath(os.path.join(prefix, rel))
+            memo[rel] = target if target.startswith(prefix) else None
+        return memo[rel]
+
+    return resolve
 
 
 def collect(cfg: CollectConfig) -> CollectResult:
@@ -106,6 +118,7 @@ def collect(cfg: CollectConfig) -> CollectResult:
     for source in cfg.inputs:
         rows = read_rows(source.rows)
         root = Path(source.media_root).resolve()
+        resolve = _resolver(root)
         if not root.is_dir():
             raise FileNotFoundError(f"media root {source.media_root} does not exist")
 
@@ -132,7 +145,7 @@ def collect(cfg: CollectConfig) -> CollectResult:
             if pid in seen_ids:
                 _reject(quarantine, origin, "duplicate", f"duplicate problem_id {pid} (first seen in {seen_ids[pid]})", row)
                 continue
-            resolved = _resolve_inside(root, row["path"])
+            resolved = resolve(row["path"])
             if resolved is None:
                 _reject(quarantine, origin, "media", f"path {row['path']!r} escapes the media root {source.media_root}", row)
                 continue
@@ -148,11 +161,14 @@ def collect(cfg: CollectConfig) -> CollectResult:
     probes, probed_now = probe_all(items, cache, workers=cfg.workers)
 
     valid = []
+    media_problems: dict[tuple[str, str], str | None] = {}
     for source, typed, origins, keep_pos, abs_paths, frame in tables:
         ok_mask, media_cols = [], {"num_frames": [], "video_fps": [], "height": [], "width": []}
         for pos, path, dtype in zip(keep_pos, abs_paths, frame["data_type"]):
             probe = probes[(path, dtype)]
-            problem = _media_problem(probe, cfg.media)
+            if (path, dtype) not in media_problems:  # once per distinct file: rows share media
+                media_problems[(path, dtype)] = _media_problem(probe, cfg.media)
+            problem = media_problems[(path, dtype)]
             ok_mask.append(problem is None)
             if problem is not None:
                 _reject(quarantine, (source.rows, origins[pos]), "media", problem, typed[pos])
