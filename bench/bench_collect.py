@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,6 +126,13 @@ def time_collect(label: str, cfg: CollectConfig) -> dict:
     return run
 
 
+def code_version() -> dict:
+    """The commit benchmarked, and whether videor1/ had uncommitted changes."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "HEAD"), "videor1_dirty": bool(git("status", "--porcelain", "videor1"))}
+
+
 def machine_info() -> dict:
     return {
         "cpu_count": os.cpu_count(),
@@ -183,6 +191,7 @@ def main() -> None:
     best_warm = min((r["wall_s"] for r in runs[1:]), default=float("nan"))
     report = {
         "machine": machine_info(),
+        "code": code_version(),
         "rows": args.rows,
         "video_rows": round(args.rows * VIDEO_SHARE),
         "pool": args.pool,
@@ -198,7 +207,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "collect.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     table = markdown(report)
-    (args.out / "collect.md").write_text(f"# Collect stage: {args.rows:,} rows, probe cache\n\n" + table, encoding="utf-8")
+    title = f"# Collect stage: {args.rows:,} rows, probe cache\n\n"
+    (args.out / "collect.md").write_text(title + table, encoding="utf-8")
     print(table)
 
 

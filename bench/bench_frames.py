@@ -6,12 +6,16 @@ For each video it times, on one thread:
            seek per keyframe group that holds a wanted frame;
 * full   - ``videor1.media.decode_all_frames(path)``: one full sequential decode
            (the reference the fast path must equal);
+* seq16  - plain PyAV decoding from the start up to the last wanted frame and
+           converting only the wanted frames to RGB: the same decode work as
+           ``full`` without its per-frame conversion and copies, so
+           ``seq16 / fast`` is what seeking alone saves;
 * decord - ``decord.VideoReader(path, num_threads=1).get_batch(indices)``, for
            reference only;
 * probe  - ``videor1.media.probe_video(path)`` (the demux pass alone),
 
-all at ``indices = frame_indices(total, 16)``. It checks that the fast path and
-decord return exactly the frames of the full decode at those indices.
+all at ``indices = frame_indices(total, 16)``. It checks that the fast path, seq16
+and decord return exactly the frames of the full decode at those indices.
 
 Inputs: ``../shared/media/sample.mp4`` (skipped when absent) and H.264 clips
 the script encodes with PyAV into a temporary directory (long GOP, GOP 30,
@@ -29,6 +33,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -120,6 +125,20 @@ def read_decord(path: Path, indices: list[int]) -> torch.Tensor:
     return torch.from_numpy(reader.get_batch(indices).asnumpy()).permute(0, 3, 1, 2).contiguous()
 
 
+def read_sequential(path: Path, indices: list[int]) -> torch.Tensor:
+    """Decode from the start to the last wanted frame; convert only the wanted frames."""
+    wanted, last, got = set(indices), max(indices), {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                got[i] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    return torch.from_numpy(np.stack([got[i] for i in indices])).permute(0, 3, 1, 2).contiguous()
+
+
 def frames_differing(a: torch.Tensor, b: torch.Tensor) -> int | None:
     """How many of the T frames differ (None when the shapes differ)."""
     if a.shape != b.shape:
@@ -133,12 +152,14 @@ def bench_file(name: str, path: Path, repeats: int, nominal_gop: int | None) -> 
     full = decode_all_frames(path)
     reference = full[indices]
     fast = read_frames(path, indices)
+    seq = read_sequential(path, indices)
     dec = read_decord(path, indices)
     keyframes = keyframe_count(path)
     times = {
         "probe": timed(lambda: probe_video(path), repeats),
         "fast": timed(lambda: read_frames(path, indices), repeats),
         "full": timed(lambda: decode_all_frames(path), repeats),
+        "seq16": timed(lambda: read_sequential(path, indices), repeats),
         "decord": timed(lambda: read_decord(path, indices), repeats),
     }
     return {
@@ -155,11 +176,20 @@ def bench_file(name: str, path: Path, repeats: int, nominal_gop: int | None) -> 
         "indices": indices,
         "seconds": times,
         "ratio_full_over_fast": times["full"]["median_s"] / times["fast"]["median_s"],
+        "ratio_seq16_over_fast": times["seq16"]["median_s"] / times["fast"]["median_s"],
         "ratio_decord_over_fast": times["decord"]["median_s"] / times["fast"]["median_s"],
         "fast_equals_full": torch.equal(fast, reference),
+        "seq16_equals_full": torch.equal(seq, reference),
         "decord_equals_full": torch.equal(dec, reference),
         "decord_frames_differing": frames_differing(dec, reference),
     }
+
+
+def code_version() -> dict:
+    """The commit benchmarked, and whether videor1/ had uncommitted changes."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "HEAD"), "videor1_dirty": bool(git("status", "--porcelain", "videor1"))}
 
 
 def machine_info() -> dict:
@@ -177,18 +207,23 @@ def machine_info() -> dict:
     }
 
 
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
 def markdown(results: list[dict], repeats: int) -> str:
-    head = ("| video | size | frames | keyframes (mean GOP) | probe s | fast s | full s | decord s "
-            "| full/fast | fast == full | decord == full |")
+    head = ("| video | size | frames | keyframes (mean GOP) | probe s | fast s | full s | seq16 s | decord s "
+            "| full/fast | seq16/fast | fast == full | seq16 == full | decord == full |")
     rule = "|" + "---|" * (head.count("|") - 1)
     lines = [f"Median of {repeats} runs, 1 thread, {N_SAMPLED} frames sampled.", "", head, rule]
     for r in results:
         s = {k: v["median_s"] for k, v in r["seconds"].items()}
-        decord_ok = "yes" if r["decord_equals_full"] else f"no ({r['decord_frames_differing']}/{N_SAMPLED} differ)"
+        decord_ok = "yes" if r["decord_equals_full"] else f"NO ({r['decord_frames_differing']}/{N_SAMPLED} differ)"
         lines.append(
             f"| {r['name']} | {r['width']}x{r['height']} | {r['frames']} | {r['keyframes']} ({r['gop_mean']:.0f}) "
-            f"| {s['probe']:.3f} | {s['fast']:.3f} | {s['full']:.3f} | {s['decord']:.3f} "
-            f"| {r['ratio_full_over_fast']:.1f}x | {'yes' if r['fast_equals_full'] else 'NO'} | {decord_ok} |"
+            f"| {s['probe']:.3f} | {s['fast']:.3f} | {s['full']:.3f} | {s['seq16']:.3f} | {s['decord']:.3f} "
+            f"| {r['ratio_full_over_fast']:.1f}x | {r['ratio_seq16_over_fast']:.1f}x "
+            f"| {yes_no(r['fast_equals_full'])} | {yes_no(r['seq16_equals_full'])} | {decord_ok} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -213,7 +248,8 @@ def main() -> None:
             results.append(bench_file(clip.name, path, args.repeats, clip.gop))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine_info(), "repeats": args.repeats, "sampled_frames": N_SAMPLED, "files": results}
+    report = {"machine": machine_info(), "code": code_version(), "repeats": args.repeats,
+              "sampled_frames": N_SAMPLED, "files": results}
     (args.out / "frames.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     table = markdown(results, args.repeats)
     (args.out / "frames.md").write_text("# Frame sampling: 16 frames vs full decode\n\n" + table, encoding="utf-8")

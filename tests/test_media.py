@@ -185,6 +185,11 @@ def test_extreme_aspect_video_is_refused(videos):
         read_video(videos["wide_300_1"], min_pixels=3136, max_pixels=3136)
 
 
+def test_empty_index_list_is_a_media_error(videos):
+    with pytest.raises(MediaError, match="no frame indices"):
+        read_frames(videos["short_gop"], [])
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(MediaError, match="does not exist"):
         probe_video(tmp_path / "nope.mp4")

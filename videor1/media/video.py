@@ -186,6 +186,8 @@ def read_frames(path: str | Path, indices: list[int] | None = None, *, threads: 
         total = len(table.pts)
         if indices is None:
             indices = list(range(total))
+        if not indices:
+            raise MediaError(path, "no frame indices requested")
         bad = [i for i in indices if not 0 <= i < total]
         if bad:
             raise MediaError(path, f"frame indices {bad[:5]} out of range for {total} frames")
