@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ if str(REPO) not in sys.path:
 
 from videor1.data.balance import SourceRule  # noqa: E402
 from videor1.data.collect import CollectConfig, MediaRules, RowSource, collect  # noqa: E402
+from _env import code_version, machine_info as common_machine_info  # noqa: E402  (bench/ is on sys.path)
 from videor1.data.synth import SynthConfig, generate  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -126,22 +125,11 @@ def time_collect(label: str, cfg: CollectConfig) -> dict:
     return run
 
 
-def code_version() -> dict:
-    """The commit benchmarked, and whether videor1/ had uncommitted changes."""
-    def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"), "videor1_dirty": bool(git("status", "--porcelain", "videor1"))}
-
 
 def machine_info() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "polars": pl.__version__,
-    }
+    return common_machine_info(
+        polars=pl.__version__,
+    )
 
 
 def markdown(report: dict) -> str:

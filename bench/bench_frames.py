@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +47,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from videor1.media import decode_all_frames, frame_indices, probe_video, read_frames  # noqa: E402
+from _env import code_version, machine_info as common_machine_info  # noqa: E402  (bench/ is on sys.path)
 
 SAMPLE = REPO.parent / "shared" / "media" / "sample.mp4"
 RESULTS = REPO / "bench" / "results"
@@ -185,26 +183,15 @@ def bench_file(name: str, path: Path, repeats: int, nominal_gop: int | None) -> 
     }
 
 
-def code_version() -> dict:
-    """The commit benchmarked, and whether videor1/ had uncommitted changes."""
-    def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"), "videor1_dirty": bool(git("status", "--porcelain", "videor1"))}
-
 
 def machine_info() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "av": av.__version__,
-        "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
-        "decord": decord.__version__,
-        "numpy": np.__version__,
-    }
+    return common_machine_info(
+        torch_threads=torch.get_num_threads(),
+        av=av.__version__,
+        libavcodec=".".join(map(str, av.library_versions["libavcodec"])),
+        decord=decord.__version__,
+        numpy=np.__version__,
+    )
 
 
 def yes_no(flag: bool) -> str:
