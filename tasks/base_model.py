@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from videor1.io import atomic_path
+from videor1.prompts import prompt_text
 from videor1.models import TinyModelConfig, build_processor, build_tiny_model, build_tokenizer, check_model_dir, save_model_dir
 
 from .params import set_threads, stage_params
@@ -21,11 +22,12 @@ OUT = Path("models/base")
 
 
 def tokenizer_corpus(row_files: list[str]) -> list[str]:
-    """Every question, option and answer of the given row files: what the tiny tokenizer must encode compactly."""
+    """Every prompt (question, options, instructions) and answer of the given row files: what the tiny
+    tokenizer must encode compactly."""
     texts = []
     for f in row_files:
         for row in json.loads(Path(f).read_text()):
-            texts += [row["problem"], *row["options"], row["solution"]]
+            texts += [prompt_text(row), row["solution"]]
     return texts
 
 

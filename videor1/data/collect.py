@@ -16,7 +16,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from ..media import smart_nframes, smart_resize
+from ..media import MediaRules, smart_nframes, smart_resize
 from .balance import SourceRule, balance
 from .probe import Probe, ProbeCache, probe_all
 from .rows import read_rows, rows_to_frame, type_problems
@@ -27,19 +27,6 @@ from .schema import COLLECTED_SCHEMA, ROW_SCHEMA
 class RowSource:
     rows: str  # a Video-R1 JSON array or JSONL file
     media_root: str  # row paths are relative to this directory
-
-
-@dataclass(frozen=True)
-class MediaRules:
-    """The frame and pixel settings rows must be samplable under (spec section 5)."""
-
-    fps: float = 2.0
-    min_frames: int = 4
-    max_frames: int = 16
-    video_min_pixels: int = 128 * 28 * 28
-    video_max_pixels: int = 128 * 28 * 28
-    image_min_pixels: int = 4 * 28 * 28
-    image_max_pixels: int = 401_408
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from .errors import MediaError
 from .image import ImageInfo, probe_image, read_image
+from .rules import MediaRules, Medium, load_medium
 from .resize import resize_frames, resize_image
 from .sampling import frame_indices, smart_nframes, smart_resize
 from .video import SampledVideo, VideoInfo, decode_all_frames, probe_video, read_frames, read_video
@@ -9,10 +10,13 @@ from .video import SampledVideo, VideoInfo, decode_all_frames, probe_video, read
 __all__ = [
     "ImageInfo",
     "MediaError",
+    "MediaRules",
+    "Medium",
     "SampledVideo",
     "VideoInfo",
     "decode_all_frames",
     "frame_indices",
+    "load_medium",
     "probe_image",
     "probe_video",
     "read_frames",

@@ -1,6 +1,6 @@
 """Models: the offline tiny Qwen2.5-VL kit and local loading."""
 
-from .loading import check_model_dir, load_model, load_processor, save_model_dir
+from .loading import check_model_dir, load_model, load_processor, model_signature, save_model_dir
 from .tiny import TinyModelConfig, build_processor, build_tiny_model, tiny_config
 from .tokenizer import QWEN25_SPECIAL_TOKENS, VISION_TOKENS, build_tokenizer, chat_template, qwen_tokenizer, train_bpe_tokenizer
 
@@ -15,6 +15,7 @@ __all__ = [
     "check_model_dir",
     "load_model",
     "load_processor",
+    "model_signature",
     "qwen_tokenizer",
     "save_model_dir",
     "tiny_config",

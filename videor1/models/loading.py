@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -43,3 +44,18 @@ def save_model_dir(model, processor, target: str | Path) -> None:
     with atomic_path(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
+
+
+def model_signature(path: str | Path, *, hash_limit: int = 64 << 20) -> dict[str, str]:
+    """What identifies a model directory's weights: content hashes of files up to ``hash_limit`` bytes,
+    size and mtime of larger ones (hashing 16 GB per run would cost minutes)."""
+    root = Path(path).resolve()
+    signature = {}
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        st = f.stat()
+        rel = str(f.relative_to(root))
+        if st.st_size <= hash_limit:
+            signature[rel] = hashlib.sha256(f.read_bytes()).hexdigest()
+        else:
+            signature[rel] = f"size={st.st_size},mtime_ns={st.st_mtime_ns}"
+    return signature

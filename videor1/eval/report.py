@@ -1,0 +1,66 @@
+"""The eval report: one Markdown row per model and frame count, the paper's numbers beside ours."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .paper import BENCHMARKS, paper_score
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}"
+
+
+def _cell(ours: Mapping | None, paper: float | None) -> str:
+    if ours is None:
+        return "—"
+    text = _pct(ours.get("score"))
+    if ours.get("failed"):
+        text += f"†{ours['failed']}"
+    return f"{text} ({_pct(paper)})" if paper is not None else text
+
+
+def render_eval_report(
+    evals: Sequence[Mapping],
+    *,
+    paper_models: Mapping[str, str] | None = None,
+    paper_frames: Mapping[int, int] | None = None,
+    title: str = "Evaluation",
+    notes: Sequence[str] = (),
+) -> str:
+    """Markdown for a list of ``metrics/eval_<model>.json`` documents.
+
+    ``paper_models`` maps our model name (base, sft, rl, …) to a row of the paper's
+    table; ``paper_frames`` maps our frame count to the paper's frame count to put
+    beside it (identity when absent). A cell reads ``ours (paper)``; ``†n`` marks
+    n rows without an output (unreadable media), which are listed below the table.
+    """
+    paper_models = paper_models or {}
+    paper_frames = paper_frames or {}
+    benches = list(BENCHMARKS)
+    extra = sorted({b for e in evals for per in e["frames"].values() for b in per if b not in BENCHMARKS and b != "mean"})
+    benches += extra
+    head = ["model", "frames", "paper row"] + [BENCHMARKS.get(b, b) for b in benches] + ["mean"]
+    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    failures = []
+    for e in evals:
+        model = e["model"]
+        paper_model = paper_models.get(model)
+        for frames_key in sorted(e["frames"], key=int):
+            frames = int(frames_key)
+            per = e["frames"][frames_key]
+            pf = paper_frames.get(frames, frames)
+            row_label = f"{paper_model} @ {pf}" if paper_model and paper_score(paper_model, pf, "mvbench") is not None else "—"
+            cells = [_cell(per.get(b), paper_score(paper_model, pf, b)) for b in benches]
+            lines.append("| " + " | ".join([model, str(frames), row_label, *cells, _pct(per.get("mean"))]) + " |")
+            for b in benches:
+                for f in (per.get(b) or {}).get("failed_rows", []):
+                    failures.append(f"- {model} @ {frames} frames, {BENCHMARKS.get(b, b)}, problem {f['problem_id']}: {f['error']}")
+    lines += ["", "Scores are % (accuracy; MRA for regression rows; VSI-Bench: the mean of its task scores). "
+              "In parentheses: the paper's number for the row named in *paper row*."]
+    lines += [f"{n}" for n in notes]
+    if failures:
+        lines += ["", f"## Rows without an output ({len(failures)})", "",
+                  "These rows are excluded from the score in the table (†n counts them); "
+                  "`score_failed_as_wrong` in the metrics counts them as wrong.", "", *failures]
+    return "\n".join(lines) + "\n"
