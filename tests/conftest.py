@@ -81,3 +81,31 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     (d / "notes.mp4").write_text("this is not a video\n" * 50)
     v["not_a_video"] = d / "notes.mp4"
     return v
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    """A small synthetic dataset: train.json, six eval files (4 rows each), media."""
+    from videor1.data.synth import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("synth") / "synth"
+    generate(root, SynthConfig(seed=0, train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=4))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(synth_data, tmp_path_factory) -> Path:
+    """A saved tiny random Qwen2.5-VL (tokenizer trained on the synthetic prompts) with its processor."""
+    import json
+
+    from videor1.models import TinyModelConfig, build_processor, build_tiny_model, save_model_dir, train_bpe_tokenizer
+    from videor1.prompts import prompt_text
+
+    rows = json.loads((synth_data / "train.json").read_text())
+    tokenizer = train_bpe_tokenizer([prompt_text(r) for r in rows] + [r["solution"] for r in rows], 400)
+    model = build_tiny_model(TinyModelConfig(seed=0), tokenizer)
+    processor = build_processor(tokenizer, image_min_pixels=3136, image_max_pixels=7056,
+                                video_min_pixels=3136, video_max_pixels=3136)
+    target = tmp_path_factory.mktemp("models") / "base"
+    save_model_dir(model, processor, target)
+    return target

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import json
 import re
+import signal
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,51 @@ def test_paper_profile_refuses_missing_model_and_data(project):
     assert base.returncode != 0 and "/data/models/Qwen2.5-VL-7B-Instruct does not exist" in base.stderr
     collect = sh(project, sys.executable, "-m", "tasks.collect", check=False)
     assert collect.returncode != 0 and "/data/video-r1/Video-R1-260k.json does not exist" in collect.stderr
+
+
+@pytest.mark.slow
+def test_repro_eval_writes_metrics_and_report(project):
+    sh(project, sys.executable, "-m", "dvc", "repro", "eval")
+    metrics = json.loads((project / "metrics" / "eval_base.json").read_text())
+    frames = yaml.safe_load((project / "params.yaml").read_text())["tiny"]["eval"]["frames"]
+    assert sorted(metrics["frames"]) == sorted(str(f) for f in frames)
+    for per in metrics["frames"].values():
+        assert set(per) == {"mvbench", "tempcompass", "videomme", "videommmu", "vsibench", "mmvu", "mean"}
+        assert all(per[b]["rows"] == 2 and per[b]["failed"] == 0 for b in per if b != "mean")
+    assert metrics["generated_now"] == 2 * 6 * len(frames)
+    report = (project / "reports" / "eval.md").read_text()
+    assert "| base | 4 | Qwen2.5-VL-7B (CoT) @ 16 |" in report and "(27.7)" in report
+    again = sh(project, sys.executable, "-m", "dvc", "repro", "eval")
+    assert "Running stage" not in again.stdout
+
+
+def _complete_lines(directory: Path) -> int:
+    return sum(f.read_bytes().count(b"\n") for f in directory.glob("*.jsonl"))
+
+
+@pytest.mark.slow
+def test_killed_eval_resumes_without_regenerating(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tiny"]["eval"].update(batch_size=1, max_new_tokens=48)  # slow enough to be killed midway
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(project, sys.executable, "-m", "dvc", "repro", "base_model")
+    out_dir = project / "data" / "eval" / "base"
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    proc = subprocess.Popen([sys.executable, "-m", "tasks.evaluate", "base"], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and (not out_dir.exists() or _complete_lines(out_dir) < 5):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = _complete_lines(out_dir)
+    total = 2 * 6 * len(params["tiny"]["eval"]["frames"])
+    assert 5 <= done_before < total, "the run was not caught midway"
+    before = {f.name: f.read_bytes()[: f.read_bytes().rfind(b"\n") + 1] for f in out_dir.glob("*.jsonl")}
+
+    sh(project, sys.executable, "-m", "tasks.evaluate", "base")
+    metrics = json.loads((project / "metrics" / "eval_base.json").read_text())
+    assert metrics["generated_now"] == total - done_before
+    for name, head in before.items():  # rows written before the kill are kept byte for byte
+        assert (out_dir / name).read_bytes().startswith(head)
+    assert _complete_lines(out_dir) == total

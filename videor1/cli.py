@@ -1,0 +1,94 @@
+"""The ``videor1`` command.
+
+    videor1 score PREDICTIONS.jsonl [...]   score model outputs with the benchmark rules of spec section 6
+
+A predictions file holds one JSON object per line with ``problem_type``,
+``solution`` and ``output`` (``output`` null or absent, with an optional
+``error``, marks a row the model never answered). Rows are grouped by their
+``benchmark`` field, else by ``--benchmark``, else by the file name up to "@"
+(the eval stage writes ``<benchmark>@<frames>.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .eval.summary import summarize
+
+
+def _read_predictions(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n}: not JSON ({err.msg})") from err
+            missing = [k for k in ("problem_type", "solution") if k not in row]
+            if missing:
+                raise ValueError(f"{path}:{n}: missing {', '.join(missing)}")
+            rows.append(row)
+    return rows
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def score_command(args: argparse.Namespace) -> int:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for path in args.predictions:
+        try:
+            rows = _read_predictions(Path(path))
+        except (OSError, ValueError) as err:
+            print(f"videor1 score: {err}", file=sys.stderr)
+            return 2
+        default = args.benchmark or Path(path).stem.split("@")[0]
+        for row in rows:
+            groups[str(row.get("benchmark") or default)].append(row)
+    task_averaged = True if args.task_average else None
+    summaries = [summarize(b, rows, task_field=args.task_field, task_averaged=task_averaged)
+                 for b, rows in groups.items()]
+    if args.json:
+        print(json.dumps([s.to_dict() for s in summaries], indent=1))
+        return 0
+    table = Table(title="scores (%)")
+    for col in ("benchmark", "rows", "scored", "no output", "accuracy", "MRA", "score", "score, no output = wrong"):
+        table.add_column(col, justify="left" if col == "benchmark" else "right")
+    for s in summaries:
+        table.add_row(s.benchmark, str(s.rows), str(s.scored), str(len(s.failed)), _pct(s.accuracy), _pct(s.mra),
+                      _pct(s.score), _pct(s.score_failed_as_wrong))
+    console = Console()
+    console.print(table)
+    for s in summaries:
+        if s.tasks:
+            console.print(f"{s.benchmark} tasks: " + ", ".join(f"{t} {_pct(v)}" for t, v in s.tasks.items()))
+        for f in s.failed:
+            console.print(f"{s.benchmark}: problem {f['problem_id']} has no output: {f['error']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="videor1", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    score = sub.add_parser("score", help="score a predictions JSONL file with the benchmark rules (spec section 6)")
+    score.add_argument("predictions", nargs="+", help="JSONL files of rows with problem_type, solution, output")
+    score.add_argument("--benchmark", help="benchmark name for rows without a 'benchmark' field")
+    score.add_argument("--task-field", default="data_source", help="field naming a row's task (VSI-Bench averages tasks)")
+    score.add_argument("--task-average", action="store_true", help="average task scores for every benchmark, not only VSI-Bench")
+    score.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    args = parser.parse_args(argv)
+    return score_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
