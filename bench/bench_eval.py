@@ -158,7 +158,37 @@ def markdown(report: dict) -> str:
             f"| {r['config']} | {r['batch_size']} | {r['media_workers']} | {r['best_s']:.2f} | {r['median_s']:.2f} "
             f"| {r['samples_per_s']:.1f} | {r['tokens_per_s']:.0f} | {base['best_s'] / r['best_s']:.2f}x "
             f"| {r['same_as_baseline']}/{r['rows']} | {r['distinct_outputs']} | {'yes' if r['repeats_identical'] else 'no'} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", interpretation(report)]) + "\n"
+
+
+def interpretation(report: dict) -> str:
+    """A few sentences on what the table shows, written from its numbers."""
+    base, *batched = report["results"]
+    top = max(batched, key=lambda r: r["samples_per_s"], default=base)
+    default = next((r for r in batched if r["batch_size"] == 16), top)
+    text = [f"Batching is where eval throughput comes from: {default['config']} runs "
+            f"{base['best_s'] / default['best_s']:.1f}x the one-row-at-a-time baseline "
+            f"({default['samples_per_s']:.1f} vs {base['samples_per_s']:.1f} samples/s), "
+            f"and the fastest configuration, {top['config']}, {base['best_s'] / top['best_s']:.1f}x."]
+    if top is not default:
+        gain = default["best_s"] / top["best_s"]
+        text.append(f"Going from batch 16 to {top['config']} adds {'only ' if gain < 1.15 else ''}{gain:.2f}x; "
+                    "each benchmark file is its own call (at most "
+                    f"{max(report['rows_by_benchmark'].values())} rows here), so large batches run part-full.")
+    spread = max(max(r["wall_s"]) / min(r["wall_s"]) for r in report["results"])
+    if spread > 1.1:
+        text.append(f"Runs of one configuration differ by up to {100 * (spread - 1):.0f} % (a shared machine), "
+                    "so read the ratios to about that precision.")
+    same = all(r["same_as_baseline"] == r["rows"] for r in batched)
+    if base["distinct_outputs"] <= 2:
+        text.append(f"{'Every' if same else 'Not every'} batched output equals the baseline's, but the random tiny "
+                    f"model writes only {base['distinct_outputs']} distinct output(s) over all rows, so this says "
+                    "little about whether left padding changes a real model's near-greedy outputs.")
+    else:
+        counts = ", ".join(f"{r['config']} {r['same_as_baseline']}/{r['rows']}" for r in batched)
+        text.append(f"Outputs identical to the baseline's: {counts}; differences come from left padding and "
+                    "batched arithmetic changing near-tied logits.")
+    return " ".join(text)
 
 
 def parse_args() -> argparse.Namespace:

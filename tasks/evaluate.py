@@ -41,7 +41,7 @@ def media_rules(p: dict, frames: int) -> MediaRules:
     return replace(MediaRules(**m), max_frames=frames)
 
 
-def benchmark_entry(name: str, rows: list[dict], summary) -> dict:
+def benchmark_entry(summary) -> dict:
     return {
         "score": _pct(summary.score),
         "accuracy": _pct(summary.accuracy),
@@ -61,7 +61,10 @@ def main(argv: list[str]) -> None:
     name = argv[0]
     p = stage_params("eval")
     set_threads(p.get("threads", 1))
-    model_dir = check_model_dir(Path("models") / name)
+    try:
+        model_dir = check_model_dir(Path("models") / name)
+    except FileNotFoundError as err:
+        sys.exit(f"evaluate: {err}")
     root = Path(p["benchmarks_dir"])
     files = {b: root / f"eval_{b}.json" for b in p["benchmarks"]}
     for f in files.values():
@@ -88,7 +91,7 @@ def main(argv: list[str]) -> None:
                 results, generated = evaluate_rows(rows, backend, run, store, on_progress=bar.update)
                 metrics["generated_now"] += generated
                 summary = summarize(bench, results, task_field=p.get("task_field", "data_source"))
-                per_bench[benchmark_key(bench)] = benchmark_entry(bench, rows, summary)
+                per_bench[benchmark_key(bench)] = benchmark_entry(summary)
             scores = [e["score"] for e in per_bench.values() if e["score"] is not None]
             per_bench["mean"] = round(sum(scores) / len(scores), 2) if scores else None
             metrics["frames"][str(frames)] = per_bench
