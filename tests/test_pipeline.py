@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -111,3 +112,42 @@ def test_killed_eval_resumes_without_regenerating(project):
     for name, head in before.items():  # rows written before the kill are kept byte for byte
         assert (out_dir / name).read_bytes().startswith(head)
     assert _complete_lines(out_dir) == total
+
+
+@pytest.mark.slow
+def test_repro_filter_runs_collect_cot_filter(project):
+    sh(project, sys.executable, "-m", "dvc", "repro", "filter")
+    cot = json.loads((project / "metrics" / "cot.json").read_text())
+    filtered = json.loads((project / "metrics" / "filter.json").read_text())
+    assert cot["teacher"] == "scripted" and cot["completed"] == cot["rows_in"] > 0 and cot["errors"] == 0
+    assert filtered["rows_in"] == cot["completed"]
+    assert filtered["kept"] + sum(r["removed"] for r in filtered["rules"].values()) == filtered["rows_in"]
+    assert 0 < filtered["kept_share"] <= 1
+    kept = pl.read_parquet(project / "data" / "cot_filtered.parquet")
+    assert kept.height == filtered["kept"] and kept["process"].str.starts_with("<think>").all()
+    assert kept["teacher_spoil"].is_null().all()  # every spoiled row was caught
+
+
+@pytest.mark.slow
+def test_killed_cot_with_the_transformers_teacher_resumes(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tiny"]["cot"].update(teacher="transformers", batch_size=1, max_new_tokens=48)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(project, sys.executable, "-m", "dvc", "repro", "base_model", "collect")
+    log = project / "data" / "cot" / "completions.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    proc = subprocess.Popen([sys.executable, "-m", "tasks.cot"], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and (not log.exists() or log.read_bytes().count(b"\n") < 4):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = log.read_bytes().count(b"\n")
+    total = pl.read_parquet(project / "data" / "collected.parquet").height
+    assert 4 <= done_before < total, "the run was not caught midway"
+
+    sh(project, sys.executable, "-m", "tasks.cot")
+    metrics = json.loads((project / "metrics" / "cot.json").read_text())
+    assert metrics["generated_now"] == total - done_before
+    assert metrics["completed"] == total and log.read_bytes().count(b"\n") == total

@@ -122,3 +122,33 @@ COLLECTED_SCHEMA = pa.DataFrameSchema(
     strict=True,
     unique=None,
 )
+
+
+def _collected_columns() -> dict[str, pa.Column]:
+    return dict(COLLECTED_SCHEMA.columns)
+
+
+# The cot stage's table: every collected row the teacher processed, with its completion.
+COT_SCHEMA = pa.DataFrameSchema(
+    {
+        **_collected_columns(),
+        "completion": pa.Column(pl.Utf8),
+        "teacher_spoil": pa.Column(pl.Utf8, nullable=True),  # scripted teacher only: what it spoiled on purpose
+        "completion_tokens": pa.Column(pl.Int64, nullable=True),
+    },
+    checks=list(COLLECTED_SCHEMA.checks),
+    name="cot",
+    strict=True,
+)
+
+# The filter stage's table (the COT-165k equivalent): rows whose CoT passed every rule.
+COT_FILTERED_SCHEMA = pa.DataFrameSchema(
+    {
+        **dict(COT_SCHEMA.columns),
+        "process": pa.Column(pl.Utf8, pa.Check.str_matches(r"(?s)^<think>.*</think>$", error="process must be one <think> block")),
+        "teacher_answer": pa.Column(pl.Utf8),
+    },
+    checks=list(COLLECTED_SCHEMA.checks),
+    name="cot_filtered",
+    strict=True,
+)

@@ -4,7 +4,7 @@ from .paper import BENCHMARKS, PAPER, paper_score
 from .report import render_eval_report
 from .runner import EvalRun, evaluate_rows, run_fingerprint
 from .scoring import MRA_THRESHOLDS, mean_relative_accuracy, output_answer, score_prediction
-from .store import ResultStore
+from ..store import ResultStore
 from .summary import BenchmarkSummary, benchmark_key, summarize
 
 __all__ = [

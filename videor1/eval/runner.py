@@ -10,7 +10,7 @@ from pathlib import Path
 from ..generation import GenerationBackend, GenerationRequest, SamplingConfig
 from ..media import MediaError, MediaRules, load_medium
 from ..prompts import QUESTION_TEMPLATE, TYPE_SUFFIX, user_message
-from .store import ResultStore, fingerprint
+from ..store import ResultStore, fingerprint
 
 REQUIRED = ("problem_id", "problem", "data_type", "problem_type", "solution", "path")
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..io import write_json
+from .io import write_json
 
 
 def fingerprint(config: dict) -> str:

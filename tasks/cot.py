@@ -1,0 +1,111 @@
+"""DVC stage `cot`: a teacher writes <think>…</think><answer>…</answer> for every collected row.
+
+    data/collected.parquet -> data/cot/ (resumable per-row log), data/cot.parquet, data/cot_errors.jsonl, metrics/cot.json
+
+Teachers (params `cot.teacher`): `scripted` (synthetic rows, from the generator's facts; the tiny
+default), `transformers` (a local VLM directory in process), `vllm` (the GPU environment).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+from tqdm import tqdm
+
+from videor1.cot import ModelTeacher, ScriptedTeacher, Teacher, generate_cot
+from videor1.data.schema import COT_SCHEMA
+from videor1.generation import SamplingConfig, make_backend
+from videor1.io import atomic_path, write_json, write_jsonl
+from videor1.media import MediaRules
+from videor1.models import check_model_dir, load_processor, model_signature
+from videor1.store import ResultStore, fingerprint
+
+from .params import set_threads, stage_params
+
+IN_TABLE = Path("data/collected.parquet")
+LOG = Path("data/cot/completions.jsonl")
+OUT_TABLE = Path("data/cot.parquet")
+OUT_ERRORS = Path("data/cot_errors.jsonl")
+OUT_METRICS = Path("metrics/cot.json")
+
+
+def tensor_parallel_size(value) -> int:
+    if value in (None, "auto"):  # every visible GPU
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    return int(value)
+
+
+def make_teacher(p: dict) -> Teacher:
+    kind = p["teacher"]
+    if kind == "scripted":
+        s = p["scripted"]
+        return ScriptedTeacher(s["facts"], split=s.get("split", "train"), seed=s.get("seed", 0), spoil=s.get("spoil"))
+    if kind not in ("transformers", "vllm"):
+        raise ValueError(f"cot.teacher must be scripted, transformers or vllm, got {kind!r}")
+    model_dir = check_model_dir(p["model"])
+    backend = make_backend(kind, str(model_dir), batch_size=p["batch_size"], device=p.get("device", "cpu"),
+                           dtype=p.get("dtype", "float32"), tensor_parallel_size=tensor_parallel_size(p.get("tensor_parallel_size")),
+                           max_model_len=p["max_model_len"], seed=p.get("seed", 0))
+    sampling = SamplingConfig(temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"], seed=p.get("seed", 0))
+    return ModelTeacher(backend, load_processor(model_dir), sampling=sampling, rules=MediaRules(**p["media"]),
+                        max_prompt_tokens=p["max_model_len"] - p["max_new_tokens"], model_signature=model_signature(model_dir),
+                        backend_name=kind, media_workers=p.get("media_workers", 2))
+
+
+def cot_table(rows: list[dict], records: list[dict]) -> pl.DataFrame:
+    done = [(row, rec) for row, rec in zip(rows, records) if rec["completion"] is not None]
+    table = pl.DataFrame(
+        [{**{k: v for k, v in row.items() if k != "process"}, "completion": rec["completion"],
+          "teacher_spoil": rec["meta"].get("spoil"), "completion_tokens": rec["meta"].get("completion_tokens")}
+         for row, rec in done],
+        schema_overrides={"teacher_spoil": pl.Utf8, "completion_tokens": pl.Int64},
+    )
+    return COT_SCHEMA.validate(table)
+
+
+def main() -> None:
+    p = stage_params("cot")
+    set_threads(p.get("threads", 1))
+    if not IN_TABLE.is_file():
+        sys.exit(f"cot: {IN_TABLE} does not exist (run `dvc repro collect`)")
+    rows = pl.read_parquet(IN_TABLE).to_dicts()
+    try:
+        teacher = make_teacher(p)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"cot: {err}")
+    store = ResultStore(LOG, fingerprint(teacher.config()), key="row_key")
+    start = time.perf_counter()
+    with tqdm(total=len(rows), desc=f"cot ({p['teacher']})", unit="row", dynamic_ncols=True) as bar:
+        records, generated = generate_cot(rows, teacher, store, batch_size=p["batch_size"], on_progress=bar.update)
+    seconds = time.perf_counter() - start
+    errors = [{"problem_id": row["problem_id"], "data_source": row["data_source"], "path": row["path"], "reason": rec["error"]}
+              for row, rec in zip(rows, records) if rec["completion"] is None]
+    if len(errors) == len(rows):
+        sys.exit(f"cot: the teacher processed none of {len(rows)} rows; first reason: {errors[0]['reason'] if errors else '-'}")
+    table = cot_table(rows, records)
+    with atomic_path(OUT_TABLE) as tmp:
+        table.write_parquet(tmp)
+    write_jsonl(OUT_ERRORS, errors)
+    reasons = Counter(e["reason"].split(":", 1)[0] for e in errors)
+    write_json(OUT_METRICS, {
+        "teacher": p["teacher"],
+        "rows_in": len(rows),
+        "completed": table.height,
+        "errors": len(errors),
+        "errors_by_reason": dict(sorted(reasons.items())),
+        "generated_now": generated,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(generated / seconds, 2) if generated else None,
+        "spoiled": dict(sorted(Counter(str(s) for s in table["teacher_spoil"].to_list()).items())),
+    })
+    print(f"cot: {table.height} of {len(rows)} rows completed ({generated} now), {len(errors)} skipped {dict(reasons)}")
+
+
+if __name__ == "__main__":
+    main()

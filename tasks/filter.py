@@ -1,0 +1,40 @@
+"""DVC stage `filter`: keep the CoT rows that pass every rule -> data/cot_filtered.parquet, metrics/filter.json."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from videor1.cot import FilterConfig, apply_filter
+from videor1.data.schema import COT_FILTERED_SCHEMA
+from videor1.io import atomic_path, write_json
+
+from .params import stage_params
+
+IN_TABLE = Path("data/cot.parquet")
+OUT_TABLE = Path("data/cot_filtered.parquet")
+OUT_METRICS = Path("metrics/filter.json")
+
+
+def main() -> None:
+    p = stage_params("filter")
+    if not IN_TABLE.is_file():
+        sys.exit(f"filter: {IN_TABLE} does not exist (run `dvc repro cot`)")
+    table = pl.read_parquet(IN_TABLE)
+    cfg = FilterConfig(**{k: v for k, v in p.items() if k != "examples"})
+    result = apply_filter(table.to_dicts(), cfg, examples=p.get("examples", 3))
+    if not result.kept:
+        sys.exit(f"filter: no row passed every rule ({result.metrics['rules']})")
+    kept = COT_FILTERED_SCHEMA.validate(pl.DataFrame(result.kept, schema={**table.schema, "process": pl.Utf8, "teacher_answer": pl.Utf8}))
+    with atomic_path(OUT_TABLE) as tmp:
+        kept.write_parquet(tmp)
+    write_json(OUT_METRICS, result.metrics)
+    m = result.metrics
+    removed = ", ".join(f"{name} {r['removed']}" for name, r in m["rules"].items())
+    print(f"filter: kept {m['kept']} of {m['rows_in']} ({m['kept_share']:.1%}); removed by rule: {removed}")
+
+
+if __name__ == "__main__":
+    main()
