@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from videor1.io import atomic_path
+from videor1.cot import ScriptedTeacher
 from videor1.prompts import prompt_text
 from videor1.models import TinyModelConfig, build_processor, build_tiny_model, build_tokenizer, check_model_dir, save_model_dir
 
@@ -21,19 +22,23 @@ from .params import set_threads, stage_params
 OUT = Path("models/base")
 
 
-def tokenizer_corpus(row_files: list[str]) -> list[str]:
-    """Every prompt (question, options, instructions) and answer of the given row files: what the tiny
-    tokenizer must encode compactly."""
+def tokenizer_corpus(row_files: list[str], rationale_facts: str | None = None) -> list[str]:
+    """What the tiny tokenizer must encode compactly: every prompt (question, options, instructions) and
+    answer of the given row files and, with ``rationale_facts``, the scripted teacher's rationale for each
+    row (the text the tiny model will learn to write in SFT)."""
     texts = []
     for f in row_files:
-        for row in json.loads(Path(f).read_text()):
-            texts += [prompt_text(row), row["solution"]]
+        rows = json.loads(Path(f).read_text())
+        texts += [text for row in rows for text in (prompt_text(row), row["solution"])]
+        if rationale_facts:
+            teacher = ScriptedTeacher(rationale_facts)  # no spoils: the wording itself
+            texts += [out.completion for out in teacher.complete(rows) if out.completion]
     return texts
 
 
 def build_tiny(p: dict) -> None:
     tok = p["tokenizer"]
-    tokenizer = build_tokenizer(tok["kind"], corpus=tokenizer_corpus(tok.get("corpus", [])), vocab_size=tok["vocab_size"])
+    tokenizer = build_tokenizer(tok["kind"], corpus=tokenizer_corpus(tok.get("corpus", []), tok.get("rationale_facts")), vocab_size=tok["vocab_size"])
     model = build_tiny_model(TinyModelConfig(seed=p["seed"], **p["model"]), tokenizer)
     processor = build_processor(tokenizer, **p["processor"])
     save_model_dir(model, processor, OUT)

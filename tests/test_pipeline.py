@@ -151,3 +151,65 @@ def test_killed_cot_with_the_transformers_teacher_resumes(project):
     metrics = json.loads((project / "metrics" / "cot.json").read_text())
     assert metrics["generated_now"] == total - done_before
     assert metrics["completed"] == total and log.read_bytes().count(b"\n") == total
+
+
+def _set_sft(project: Path, **train) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tiny"]["sft"]["train"].update(train)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_repro_sft_trains_and_the_loss_falls(project):
+    _set_sft(project, max_steps=30, per_device_batch_size=4, save_steps=10)
+    sh(project, sys.executable, "-m", "dvc", "repro", "sft")
+    metrics = json.loads((project / "metrics" / "sft.json").read_text())
+    assert metrics["steps"] == 30 and metrics["skipped_rows"] == 0
+    assert metrics["loss_last_window"] < 0.8 * metrics["loss_first_window"], metrics
+    curve = (project / "plots" / "sft_loss.csv").read_text().splitlines()
+    assert curve[0] == "step,epoch,loss,learning_rate,grad_norm" and len(curve) == 31
+    model_dir = project / "models" / "sft"
+    assert (model_dir / "model.safetensors").is_file() and (model_dir / "processor_config.json").is_file()
+
+
+def _order(log: Path) -> list[list[dict]]:
+    """The data-order log split into runs: each run is the list of {step, problem_ids} it processed."""
+    runs = []
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        if "start_step" in entry:
+            runs.append({"start": entry["start_step"], "batches": []})
+        else:
+            runs[-1]["batches"].append(entry)
+    return runs
+
+
+@pytest.mark.slow
+def test_killed_sft_resumes_with_the_same_steps_and_data_order(project):
+    _set_sft(project, max_steps=24, per_device_batch_size=2, save_steps=4, save_total_limit=10)
+    sh(project, sys.executable, "-m", "dvc", "repro", "filter", "base_model")
+    sh(project, sys.executable, "-m", "tasks.sft")
+    checkpoints = project / "models" / "sft-checkpoints"
+    [uninterrupted] = _order(checkpoints / "data_order.jsonl")
+    full = json.loads((project / "metrics" / "sft.json").read_text())
+    shutil.rmtree(checkpoints)
+    shutil.rmtree(project / "models" / "sft")
+
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    proc = subprocess.Popen([sys.executable, "-m", "tasks.sft"], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not (checkpoints / "checkpoint-8" / "trainer_state.json").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (project / "models" / "sft").exists(), "the run finished before it was killed"
+
+    sh(project, sys.executable, "-m", "tasks.sft")
+    killed, resumed = _order(checkpoints / "data_order.jsonl")
+    assert resumed["start"] >= 8
+    replayed = [b for b in killed["batches"] if b["step"] < resumed["start"]] + resumed["batches"]
+    assert replayed == uninterrupted["batches"]  # the same batches, in the same order, at the same steps
+    metrics = json.loads((project / "metrics" / "sft.json").read_text())
+    assert metrics["steps"] == full["steps"] == 24 and metrics["resumed_from_step"] == resumed["start"]
+    assert metrics["loss_last_window"] == pytest.approx(full["loss_last_window"], rel=1e-4)

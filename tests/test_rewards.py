@@ -129,6 +129,20 @@ class TestFreeForm:
         assert accuracy_reward(wrap(pred), f"<answer>{gt}</answer>", FREE) == 0.0
 
 
+def test_rouge_equals_rouge_score_reference():
+    import random
+
+    from rouge_score import rouge_scorer
+
+    reference = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    words = "The running cats quickly jumped, over lazy dogs! singing happily across meadows 42 rivers".split()
+    rng = random.Random(0)
+    for _ in range(300):
+        a, b = (" ".join(rng.choices(words, k=rng.randint(0, 20))) for _ in range(2))
+        s = reference.score(a, b)
+        assert rouge_mean_f(a, b) == (s["rouge1"].fmeasure + s["rouge2"].fmeasure + s["rougeL"].fmeasure) / 3
+
+
 class TestRegression:
     @pytest.mark.parametrize("pred, gt, reward", [
         ("10", "10", 1.0),

@@ -51,12 +51,12 @@ def well_formed(completion: str) -> bool:
 
 
 def repeated_ngram_share(text: str, n: int) -> float:
+    """Share of the word n-grams that repeat an earlier one: (all − distinct) / all; 0 for fewer than n words."""
     words = text.split()
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    if not grams:
+    total = len(words) - n + 1
+    if total <= 0:
         return 0.0
-    counts = Counter(grams)
-    return sum(c - 1 for c in counts.values()) / len(grams)
+    return (total - len(set(zip(*(words[i:] for i in range(n)))))) / total
 
 
 def _letters(options: list[str]) -> set[str]:

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import jiwer
-from rouge_score import rouge_scorer
+from nltk.stem import porter
+from rouge_score import rouge_scorer, tokenize, tokenizers
 
 from .answer import extract_answer, parse_number, solution_answer
 
@@ -57,9 +58,27 @@ def ocr_reward(pred: str, gt: str) -> float:
     return _clip(1.0 - word_error_rate(gt, pred))
 
 
+class _CachedStemmer:
+    """rouge-score's Porter stemmer with a memo: stemming is 80 % of a ROUGE call and words repeat a lot
+    (the filter's 39k free-form rows: 420 -> 130 µs a row). Same stems, so the same scores."""
+
+    def __init__(self):
+        self.stem = lru_cache(maxsize=1 << 16)(porter.PorterStemmer().stem)
+
+
+class _StemmingTokenizer(tokenizers.Tokenizer):
+    """rouge-score's default tokenizer (lower-case, [a-z0-9] words, stem words over 3 letters), cached stems."""
+
+    def __init__(self):
+        self._stemmer = _CachedStemmer()
+
+    def tokenize(self, text):
+        return tokenize.tokenize(text, self._stemmer)
+
+
 @lru_cache(maxsize=1)
 def _rouge() -> rouge_scorer.RougeScorer:
-    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=_StemmingTokenizer())
 
 
 def rouge_mean_f(reference: str, hypothesis: str) -> float:

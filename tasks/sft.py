@@ -1,0 +1,119 @@
+"""DVC stage `sft`: the SFT cold start of models/base on data/cot_filtered.parquet -> models/sft.
+
+Checkpoints go to models/sft-checkpoints every `train.save_steps` steps; a killed run
+(kill -9 included) resumes from the newest complete one. On several GPUs the stage
+relaunches itself under torchrun (`gpus` in params.yaml), so `dvc repro sft` is the
+one command on a laptop and on a node.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from videor1.data.schema import COT_FILTERED_SCHEMA
+from videor1.io import atomic_path, write_json, write_text
+from videor1.media import MediaRules
+from videor1.models import load_model, load_processor, model_signature
+from videor1.sft import SftCollator, SftConfig, SftDataset, SftTrainer, last_complete_checkpoint, loss_curve, peak_memory_mb
+from videor1.store import fingerprint
+
+from .params import set_threads, stage_params
+
+IN_TABLE = Path("data/cot_filtered.parquet")
+OUT_MODEL = Path("models/sft")
+CHECKPOINTS = Path("models/sft-checkpoints")
+OUT_PLOT = Path("plots/sft_loss.csv")
+OUT_METRICS = Path("metrics/sft.json")
+
+
+def relaunch_distributed(gpus: int) -> None:
+    """Re-run this stage under torchrun with one process per GPU (no-op when already launched)."""
+    if gpus > 1 and "LOCAL_RANK" not in os.environ:
+        os.execvp("torchrun", ["torchrun", f"--nproc_per_node={gpus}", "-m", "tasks.sft"])
+
+
+def prepare_checkpoints(run_id: str) -> None:
+    """Keep checkpoints only when they belong to this configuration; a changed one starts over."""
+    marker = CHECKPOINTS / "run.json"
+    if CHECKPOINTS.exists() and (not marker.exists() or marker.read_text().strip() != run_id):
+        print(f"sft: {CHECKPOINTS} holds another configuration's checkpoints; starting over")
+        shutil.rmtree(CHECKPOINTS)
+    CHECKPOINTS.mkdir(parents=True, exist_ok=True)
+    write_text(marker, run_id + "\n")
+
+
+def window_mean(values: list[float], n: int, last: bool) -> float | None:
+    part = values[-n:] if last else values[:n]
+    return sum(part) / len(part) if part else None
+
+
+def write_plot(curve: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["step", "epoch", "loss", "learning_rate", "grad_norm"])
+    writer.writeheader()
+    writer.writerows(curve)
+    write_text(OUT_PLOT, buf.getvalue())
+
+
+def main() -> None:
+    p = stage_params("sft")
+    relaunch_distributed(int(p.get("gpus", 1)))
+    set_threads(p.get("threads", 1))
+    if not IN_TABLE.is_file():
+        sys.exit(f"sft: {IN_TABLE} does not exist (run `dvc repro filter`)")
+    rows = COT_FILTERED_SCHEMA.validate(pl.read_parquet(IN_TABLE)).to_dicts()
+    base = Path(p["base_model"])
+    try:
+        processor = load_processor(base)
+        model = load_model(base, dtype=getattr(torch, p.get("model_dtype", "float32")))
+    except FileNotFoundError as err:
+        sys.exit(f"sft: {err}")
+    cfg = SftConfig(output_dir=str(CHECKPOINTS), **p["train"])
+    run_id = fingerprint({"params": p, "rows": [(r["problem_id"], r["process"], r["solution"], r["path"]) for r in rows],
+                          "base": model_signature(base)})
+    if int(os.environ.get("RANK", "0")) == 0:
+        prepare_checkpoints(run_id)
+    collator = SftCollator(processor, max_length=p.get("max_length"))
+    trainer = SftTrainer(model=model, args=cfg.training_arguments(), train_dataset=SftDataset(rows, MediaRules(**p["media"])),
+                         data_collator=collator)
+    collator.on_skip = trainer.log_skip
+    resume = last_complete_checkpoint(CHECKPOINTS)
+    if resume:
+        print(f"sft: resuming from {resume}")
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if not trainer.is_world_process_zero():
+        return
+    with atomic_path(OUT_MODEL) as tmp:
+        trainer.save_model(str(tmp))
+        processor.save_pretrained(tmp)
+    curve = loss_curve(trainer.state.log_history)
+    write_plot(curve)
+    losses = [c["loss"] for c in curve]
+    window = max(1, len(losses) // 10)
+    skipped = trainer.skip_log.read_text().count("\n") if trainer.skip_log.exists() else 0
+    write_json(OUT_METRICS, {
+        "rows": len(rows),
+        "steps": trainer.state.global_step,
+        "epochs": round(trainer.state.epoch or 0.0, 3),
+        "loss_first_window": window_mean(losses, window, last=False),
+        "loss_last_window": window_mean(losses, window, last=True),
+        "window_steps": window,
+        "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "skipped_rows": skipped,
+        "resumed_from_step": int(resume.name.split("-")[1]) if resume else 0,
+    })
+    print(f"sft: {trainer.state.global_step} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f} -> {OUT_MODEL}")
+
+
+if __name__ == "__main__":
+    main()
