@@ -36,6 +36,7 @@ def project(tmp_path) -> Path:
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["tiny"]["synth"].update(train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=2)
+    params["tiny"]["rl"]["train"].update(steps=4, save_steps=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, sys.executable, "-m", "dvc", "init", "-q")
@@ -170,6 +171,14 @@ def test_repro_sft_trains_and_the_loss_falls(project):
     assert curve[0] == "step,epoch,loss,learning_rate,grad_norm" and len(curve) == 31
     model_dir = project / "models" / "sft"
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "processor_config.json").is_file()
+
+    sh(project, sys.executable, "-m", "dvc", "repro", "rl")
+    rl = json.loads((project / "metrics" / "rl.json").read_text())
+    assert rl["steps"] == 4 and rl["temporal"] is True and rl["skipped_rows"] == 0
+    curve = (project / "plots" / "rl.csv").read_text().splitlines()
+    assert curve[0].startswith("step,reward,accuracy,format,temporal_fired") and len(curve) == 5
+    assert list((project / "logs" / "rl").glob("events.out.tfevents.*"))  # TensorBoard
+    assert (project / "models" / "rl" / "model.safetensors").is_file()
 
 
 def _order(log: Path) -> list[list[dict]]:

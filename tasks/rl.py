@@ -1,0 +1,116 @@
+"""DVC stage `rl`: T-GRPO (or plain GRPO with `temporal: false`) from models/sft -> models/rl.
+
+Rows: data/collected.parquet. The reference model is a frozen copy of the SFT model.
+Curves: plots/rl.csv (DVC plots) and TensorBoard under logs/rl; checkpoints under
+models/rl-checkpoints every `save_steps`; a killed run resumes from the newest.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from videor1.data.schema import COLLECTED_SCHEMA
+from videor1.generation import TransformersBackend
+from videor1.io import atomic_path, write_json, write_text
+from videor1.media import MediaRules
+from videor1.models import load_model, load_processor, model_signature
+from videor1.rl import RLConfig, RLTrainer
+from videor1.store import fingerprint
+
+from .params import set_threads, stage_params
+
+IN_TABLE = Path("data/collected.parquet")
+OUT_MODEL = Path("models/rl")
+CHECKPOINTS = Path("models/rl-checkpoints")
+OUT_PLOT = Path("plots/rl.csv")
+OUT_METRICS = Path("metrics/rl.json")
+TENSORBOARD = Path("logs/rl")
+CURVE_FIELDS = ["step", "reward", "accuracy", "format", "temporal_fired", "shuffled_accuracy", "completion_length", "kl",
+                "loss", "all_correct", "all_wrong", "grad_norm", "learning_rate", "time_rollout_s", "time_scoring_s",
+                "time_update_s"]
+
+
+def prepare_checkpoints(run_id: str) -> None:
+    marker = CHECKPOINTS / "run.json"
+    if CHECKPOINTS.exists() and (not marker.exists() or marker.read_text().strip() != run_id):
+        print(f"rl: {CHECKPOINTS} holds another configuration's checkpoints; starting over")
+        shutil.rmtree(CHECKPOINTS)
+        shutil.rmtree(TENSORBOARD, ignore_errors=True)
+    CHECKPOINTS.mkdir(parents=True, exist_ok=True)
+    write_text(marker, run_id + "\n")
+
+
+def window_mean(records: list[dict], key: str, n: int, last: bool) -> float | None:
+    values = [r[key] for r in (records[-n:] if last else records[:n]) if r.get(key) is not None]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def main() -> None:
+    p = stage_params("rl")
+    set_threads(p.get("threads", 1))
+    if not IN_TABLE.is_file():
+        sys.exit(f"rl: {IN_TABLE} does not exist (run `dvc repro collect`)")
+    rows = COLLECTED_SCHEMA.add_columns({"process": __import__("pandera.polars", fromlist=["Column"]).Column(pl.Utf8, nullable=True)}) \
+        .validate(pl.read_parquet(IN_TABLE)).to_dicts()
+    policy_dir = Path(p["policy"])
+    try:
+        processor = load_processor(policy_dir)
+        model = load_model(policy_dir, dtype=getattr(torch, p.get("model_dtype", "float32")), device=p.get("device", "cpu"))
+    except FileNotFoundError as err:
+        sys.exit(f"rl: {err}")
+    ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    cfg = RLConfig(**p["train"])
+    prepare_checkpoints(fingerprint({"params": p, "rows": [(r["problem_id"], r["path"]) for r in rows],
+                                     "policy": model_signature(policy_dir)}))
+    per_step_sequences = cfg.prompts_per_step * (cfg.num_generations + cfg.num_generations // 2)
+    backend = TransformersBackend(model, processor, batch_size=per_step_sequences)  # one generate call per step
+    trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, CHECKPOINTS)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(TENSORBOARD))
+
+    def on_step(record: dict) -> None:
+        for key in CURVE_FIELDS[1:]:
+            if record.get(key) is not None:
+                writer.add_scalar(f"rl/{key}", record[key], record["step"])
+        if record["step"] % max(1, cfg.steps // 20) == 0 or record["step"] == cfg.steps:
+            print(f"rl step {record['step']}/{cfg.steps}: reward {record['reward']:.3f} accuracy {record['accuracy']:.3f} "
+                  f"format {record['format']:.3f} length {record['completion_length']:.1f} kl {record['kl']:.4f} "
+                  f"({record['time_rollout_s']:.2f}+{record['time_scoring_s']:.2f}+{record['time_update_s']:.2f} s)", flush=True)
+
+    records = trainer.train(on_step=on_step)
+    writer.close()
+    with atomic_path(OUT_MODEL) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    buf = io.StringIO()
+    out = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+    out.writeheader()
+    out.writerows(records)
+    write_text(OUT_PLOT, buf.getvalue())
+    window = max(1, len(records) // 5)
+    write_json(OUT_METRICS, {
+        "steps": trainer.step,
+        "temporal": cfg.temporal,
+        "window_steps": window,
+        **{f"{key}_first_window": window_mean(records, key, window, last=False) for key in ("reward", "accuracy", "completion_length")},
+        **{f"{key}_last_window": window_mean(records, key, window, last=True) for key in ("reward", "accuracy", "completion_length", "kl")},
+        "temporal_fired_share": window_mean(records, "temporal_fired", len(records), last=True),
+        "skipped_rows": trainer.skip_log.read_text().count("\n") if trainer.skip_log.exists() else 0,
+        "seconds_per_step": window_mean([{"t": r["time_rollout_s"] + r["time_scoring_s"] + r["time_update_s"]} for r in records],
+                                        "t", len(records), last=True),
+    })
+    print(f"rl: {trainer.step} steps -> {OUT_MODEL}")
+
+
+if __name__ == "__main__":
+    main()

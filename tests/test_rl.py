@@ -1,0 +1,216 @@
+"""T-GRPO: reward shaping, group advantages, the policy loss, per-group temporal comparison, log-probs
+that see each sample's own frames, and a trainer that resumes where it stopped."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from videor1.generation import Completion, TransformersBackend
+from videor1.media import MediaRules, load_medium
+from videor1.models import load_model, load_processor
+from videor1.rl import RLConfig, RLTrainer, completion_logprobs, data_order, group_advantages, group_rewards, policy_loss, shape_rewards
+from videor1.rl.rollout import Group, prompt_inputs
+
+T = torch.tensor
+RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+FMT1 = T([1.0, 1.0, 1.0, 1.0])
+LEN = T([400, 400, 400, 400])
+
+
+class TestShapeRewards:
+    def test_bonus_fires_when_ordered_beats_shuffled(self):
+        total, fired = shape_rewards(T([1.0, 1.0, 0.0, 0.0]), FMT1, LEN, T([0.0, 0.0]), len_control=False)
+        assert fired and total.tolist() == pytest.approx([2.3, 2.3, 1.0, 1.0])
+
+    def test_no_bonus_when_shuffled_does_as_well(self):
+        total, fired = shape_rewards(T([1.0, 0.0, 0.0, 0.0]), FMT1, LEN, T([1.0, 1.0]), len_control=False)
+        assert not fired and total.tolist() == [2.0, 1.0, 1.0, 1.0]
+
+    def test_threshold_mu(self):  # p = 0.5; mu * p_shuffled = 0.8 * 0.625 = 0.5 fires (>=), 0.8 * 0.75 = 0.6 does not
+        assert shape_rewards(T([1.0, 1.0, 0.0, 0.0]), FMT1, LEN, T([1.0, 0.25]), len_control=False)[1]
+        assert not shape_rewards(T([1.0, 1.0, 0.0, 0.0]), FMT1, LEN, T([1.0, 0.5]), len_control=False)[1]
+        assert shape_rewards(T([1.0, 1.0, 0.0, 0.0]), FMT1, LEN, T([1.0, 0.5]), mu=0.5, len_control=False)[1]
+
+    def test_accuracy_exactly_0_1_gets_no_bonus(self):
+        total, fired = shape_rewards(T([0.1, 0.7, 0.0, 0.0]), FMT1, LEN, T([0.0, 0.0]), len_control=False)
+        assert fired and total.tolist() == pytest.approx([1.1, 2.0, 1.0, 1.0])
+
+    def test_no_correct_completion_means_no_bonus(self):
+        total, fired = shape_rewards(T([0.0, 0.05, 0.0, 0.0]), FMT1, LEN, T([0.0, 0.0]), len_control=False)
+        assert not fired and total.tolist() == pytest.approx([1.0, 1.05, 1.0, 1.0])
+
+    def test_length_window_edges(self):
+        lengths = T([319, 320, 512, 513])
+        total, _ = shape_rewards(T([1.0, 1.0, 1.0, 1.0]), FMT1, lengths, None)
+        assert total.tolist() == pytest.approx([2.0, 2.2, 2.2, 2.0])
+
+    def test_length_bonus_needs_more_than_one_correct(self):
+        total, _ = shape_rewards(T([1.0, 0.0, 0.0, 0.0]), FMT1, T([400, 400, 400, 400]), None)
+        assert total.tolist() == [2.0, 1.0, 1.0, 1.0]
+        total, _ = shape_rewards(T([1.0, 1.0, 0.0, 0.0]), FMT1, T([400, 400, 400, 400]), None)
+        assert total.tolist() == pytest.approx([2.2, 2.2, 1.0, 1.0])  # wrong ones get no length bonus
+
+    def test_image_group_has_no_temporal_term(self):
+        total, fired = shape_rewards(T([1.0, 1.0, 0.0, 0.0]), FMT1, LEN, None, len_control=False)
+        assert not fired and total.tolist() == [2.0, 2.0, 1.0, 1.0]
+
+    def test_switches(self):
+        acc, short = T([1.0, 1.0, 0.0, 0.0]), T([330, 330, 330, 330])
+        assert shape_rewards(acc, FMT1, short, T([0.0, 0.0]), temporal=False)[0].tolist() == pytest.approx([2.2, 2.2, 1.0, 1.0])
+        assert shape_rewards(acc, FMT1, short, T([0.0, 0.0]), len_control=False)[0].tolist() == pytest.approx([2.3, 2.3, 1.0, 1.0])
+        assert shape_rewards(acc, T([0.0, 1.0, 0.0, 1.0]), short, T([0.0, 0.0]))[0].tolist() == pytest.approx([1.5, 2.5, 0.0, 1.0])
+
+
+def test_group_advantages():
+    adv = group_advantages(T([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0]), 4)
+    # group 1: mean 0.25, unbiased std 0.5; group 2: all equal -> zero
+    assert adv[:4].tolist() == pytest.approx([0.75 / 0.5001, -0.25 / 0.5001, -0.25 / 0.5001, -0.25 / 0.5001])
+    assert adv[4:].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert group_advantages(T([3.0]), 1).tolist() == [0.0]
+
+
+class TestPolicyLoss:
+    def setup_method(self):
+        g = torch.Generator().manual_seed(0)
+        self.logp = -torch.rand(3, 5, generator=g, dtype=torch.float64) * 3
+        self.ref = -torch.rand(3, 5, generator=g, dtype=torch.float64) * 3
+        self.adv = T([1.0, -0.5, 0.25], dtype=torch.float64)
+        self.mask = T([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+
+    def test_value_at_the_reference_is_minus_the_mean_advantage(self):
+        loss, kl = policy_loss(self.logp, self.logp.clone(), self.adv, self.mask, beta=0.04)
+        assert loss.item() == pytest.approx(-self.adv.mean().item()) and kl.item() == pytest.approx(0.0)
+
+    def test_gradient_matches_the_analytic_form(self):
+        logp = self.logp.clone().requires_grad_(True)
+        loss, _ = policy_loss(logp, self.ref, self.adv, self.mask, beta=0.04)
+        loss.backward()
+        d = torch.clamp(self.ref - self.logp, -10, 10)
+        per_token = (-self.adv[:, None] + 0.04 * (1 - torch.exp(d))) * self.mask
+        expected = per_token / self.mask.sum(1, keepdim=True) / 3
+        assert torch.allclose(logp.grad, expected)
+        # finite differences move logp and its stop-gradient copy together, so they see only the KL term:
+        zero = torch.zeros(3, dtype=torch.float64)
+        assert torch.autograd.gradcheck(lambda x: policy_loss(x, self.ref, zero, self.mask, 0.04)[0],
+                                        (self.logp.clone().requires_grad_(True),))
+
+    def test_kl_is_k3_with_the_clamp(self):
+        logp = torch.zeros(1, 2, dtype=torch.float64)
+        ref = T([[-30.0, 1.0]], dtype=torch.float64)  # d = -30 clamps to -10
+        _, kl = policy_loss(logp, ref, T([0.0], dtype=torch.float64), torch.ones(1, 2), beta=0.04)
+        k3 = lambda d: torch.exp(torch.tensor(d, dtype=torch.float64)) - d - 1  # noqa: E731
+        assert kl.item() == pytest.approx(((k3(-10.0) + k3(1.0)) / 2).item())
+
+    def test_aggregations(self):
+        token, _ = policy_loss(self.logp, self.logp.clone(), self.adv, self.mask, 0.04, aggregation="token")
+        assert token.item() == pytest.approx(-(3 * 1.0 + 5 * -0.5 + 1 * 0.25) / 9)
+        dr, _ = policy_loss(self.logp, self.logp.clone(), self.adv, self.mask, 0.04, aggregation="dr_grpo")
+        assert dr.item() == pytest.approx(-(3 * 1.0 + 5 * -0.5 + 1 * 0.25) / 5 / 3)
+        with pytest.raises(ValueError):
+            policy_loss(self.logp, self.ref, self.adv, self.mask, 0.04, aggregation="mean")
+
+
+def completions(texts):
+    return [Completion(t, [1] * 10, True) for t in texts]
+
+
+def test_temporal_comparison_is_per_group_with_two_groups_on_one_device():
+    right, wrong = "<think>x</think><answer>A</answer>", "<think>x</think><answer>B</answer>"
+    video = {"solution": "<answer>A</answer>", "problem_type": "multiple choice", "data_type": "video"}
+    # group 1: ordered 2/4 right, shuffled 0/2 -> fires. group 2: ordered 1/4, shuffled 2/2 -> does not.
+    g1 = Group(video, None, completions([right, right, wrong, wrong]), completions([wrong, wrong]), [1, 0])
+    g2 = Group(video, None, completions([right, wrong, wrong, wrong]), completions([right, right]), [1, 0])
+    cfg = RLConfig(num_generations=4, len_control=False)
+    totals, parts = group_rewards([g1, g2], cfg)
+    assert [p["fired"] for p in parts] == [True, False]
+    assert totals[0].tolist() == pytest.approx([2.3, 2.3, 1.0, 1.0]) and totals[1].tolist() == [2.0, 1.0, 1.0, 1.0]
+    # pooled over the device's batch as the public code does, p = 3/8 < 0.8 * 2/4: neither group would get it
+    pooled = shape_rewards(torch.cat([parts[0]["accuracy"], parts[1]["accuracy"]]), torch.ones(8), torch.full((8,), 10),
+                           torch.cat([parts[0]["shuffled_accuracy"], parts[1]["shuffled_accuracy"]]), len_control=False)
+    assert pooled[1] is False
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return load_model(tiny_model_dir), load_processor(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def rows(synth_data):
+    return [{**r, "media_root": str(synth_data)} for r in json.loads((synth_data / "train.json").read_text())]
+
+
+def test_logprobs_equal_a_plain_forward_and_see_the_frames(tiny, rows, synth_data):
+    model, processor = tiny
+    row = next(r for r in rows if r["data_type"] == "video")
+    medium = load_medium(synth_data / row["path"], "video", RULES)
+    prompt = prompt_inputs(processor, row, medium)
+    comps = [[5, 6, 7, 8], [9, 10]]
+    with torch.no_grad():
+        logp, mask = completion_logprobs(model, prompt, comps, pad_id=processor.tokenizer.pad_token_id)
+        inputs = dict(prompt)
+        inputs["input_ids"] = torch.cat([prompt["input_ids"], T([[5, 6, 7, 8]])], 1)
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros(1, 4, dtype=torch.long)], 1)
+        full = model(**inputs).logits
+    n = prompt["input_ids"].shape[1]
+    expected = torch.log_softmax(full[0, n - 1:n + 3].float(), -1).gather(-1, T([[5], [6], [7], [8]])).squeeze(-1)
+    assert torch.allclose(logp[0], expected, atol=1e-5) and mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+
+    reversed_ = replace(medium, video=replace(medium.video, frames=medium.video.frames.flip(0)))
+    with torch.no_grad():
+        other, _ = completion_logprobs(model, prompt_inputs(processor, row, reversed_), comps, processor.tokenizer.pad_token_id)
+        slower = dict(prompt)
+        slower["second_per_grid_ts"] = prompt["second_per_grid_ts"] * 4  # other temporal positions
+        timed, _ = completion_logprobs(model, type(prompt)(slower), comps, processor.tokenizer.pad_token_id)
+    assert not torch.allclose(logp, other) and not torch.allclose(logp, timed)
+
+
+def test_data_order_is_seeded_and_covers_every_row():
+    first_epoch = [i for s in range(5) for i in data_order(10, s, 2, seed=3)]
+    assert sorted(first_epoch) == list(range(10))
+    assert data_order(10, 7, 2, seed=3) == data_order(10, 7, 2, seed=3) != data_order(10, 7, 2, seed=4)
+
+
+def make_trainer(tiny, rows, tmp_path, steps):
+    model, processor = tiny
+    policy = copy.deepcopy(model)
+    cfg = RLConfig(steps=steps, prompts_per_step=2, num_generations=4, max_completion_length=12, learning_rate=1e-3,
+                   len_min=4, len_max=12, save_steps=2, seed=0)
+    backend = TransformersBackend(policy, processor, batch_size=12)
+    return RLTrainer(policy, copy.deepcopy(model).requires_grad_(False), processor, backend, rows, RULES, cfg, tmp_path,
+                     log=lambda _: None)
+
+
+def test_trainer_resumes_with_the_same_data_and_results(tiny, rows, tmp_path):
+    uninterrupted = make_trainer(tiny, rows, tmp_path / "a", steps=4).train()
+    assert [r["step"] for r in uninterrupted] == [1, 2, 3, 4]
+    assert all(r["groups"] == 2 and r["time_rollout_s"] > 0 for r in uninterrupted)
+
+    killed = make_trainer(tiny, rows, tmp_path / "b", steps=4)
+    for _ in range(3):  # step 3 runs but is never checkpointed: as if killed before step 4
+        killed.train_step()
+        if killed.step % 2 == 0:
+            killed.save()
+    resumed = make_trainer(tiny, rows, tmp_path / "b", steps=4)
+    records = resumed.train()
+    assert resumed.step == 4 and [r["step"] for r in records] == [1, 2, 3, 4]
+    for a, b in zip(uninterrupted, records):
+        for key in ("reward", "accuracy", "completion_length", "loss", "kl"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (key, a, b)
+
+
+def test_unreadable_media_is_skipped_loudly(tiny, rows, tmp_path):
+    broken = [{**r, "media_root": str(tmp_path / "nowhere")} for r in rows[:3]]
+    messages = []
+    trainer = make_trainer(tiny, broken, tmp_path / "c", steps=1)
+    trainer.log = messages.append
+    record = trainer.train_step()
+    assert record["groups"] == 0 and len(messages) == 2
+    skipped = [json.loads(line) for line in (tmp_path / "c" / "skipped.jsonl").read_text().splitlines()]
+    assert len(skipped) == 2 and all("nowhere" in s["reason"] or "No such file" in s["reason"] for s in skipped)

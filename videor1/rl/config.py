@@ -1,0 +1,33 @@
+"""T-GRPO hyperparameters. Defaults are the paper's (spec sections 1 and 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RLConfig:
+    steps: int = 1200
+    prompts_per_step: int = 1  # groups per step (the paper: per-device batch 1)
+    num_generations: int = 8  # G, ordered completions per prompt; video prompts add G/2 on shuffled frames
+    temporal: bool = True  # False: plain GRPO (no shuffled group, no temporal bonus)
+    alpha: float = 0.3
+    mu: float = 0.8
+    len_control: bool = True
+    length_bonus: float = 0.2
+    len_min: int = 320
+    len_max: int = 512
+    beta: float = 0.04
+    loss_aggregation: str = "sequence"  # sequence (spec) | token (DAPO) | dr_grpo
+    learning_rate: float = 1e-6
+    lr_scheduler: str = "cosine"
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 5.0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_completion_length: int = 768
+    max_prompt_length: int = 16384
+    save_steps: int = 100
+    sample_dump_steps: int = 0  # > 0: write a few completions every that many steps
+    seed: int = 0

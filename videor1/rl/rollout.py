@@ -1,0 +1,73 @@
+"""Rollouts for T-GRPO: per prompt, G completions on the ordered frames and, for a video, G/2 on a
+random permutation of the same frames, all sampled in one generate call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from transformers import BatchFeature
+
+from ..generation import Completion, GenerationBackend, GenerationRequest, SamplingConfig, chat_text, processor_inputs
+from ..media import Medium
+from ..prompts import user_message
+
+
+@dataclass
+class Group:
+    """One prompt's rollouts."""
+
+    row: dict
+    prompt: BatchFeature  # the processor's inputs for the ordered prompt (batch of 1)
+    ordered: list[Completion]
+    shuffled: list[Completion]  # empty for images and plain GRPO
+    permutation: list[int] | None
+
+
+def shuffle_frames(medium: Medium, generator: torch.Generator) -> tuple[Medium, list[int]]:
+    """The same frames in a random order (never the identity when there are two or more)."""
+    n = medium.num_frames
+    perm = torch.randperm(n, generator=generator)
+    while n > 1 and torch.equal(perm, torch.arange(n)):
+        perm = torch.randperm(n, generator=generator)
+    video = replace(medium.video, frames=medium.video.frames[perm])
+    return Medium("video", video=video), perm.tolist()
+
+
+def prompt_inputs(processor, row: dict, medium: Medium) -> BatchFeature:
+    text = chat_text(processor, [user_message(row)], add_generation_prompt=True)
+    return processor_inputs(processor, [text], [medium])
+
+
+def rollout(
+    backend: GenerationBackend,
+    processor,
+    rows: Sequence[dict],
+    media: Sequence[Medium],
+    *,
+    num_generations: int,
+    temporal: bool,
+    sampling: SamplingConfig,
+    seed: int,
+) -> list[Group]:
+    """Sample every group of a step in one ``generate`` call (the backend batches them together)."""
+    generator = torch.Generator().manual_seed(seed)
+    requests, layout = [], []
+    for row, medium in zip(rows, media):
+        messages = [user_message(row)]
+        shuffled, perm = (None, None)
+        if temporal and medium.data_type == "video" and medium.num_frames > 1:
+            shuffled, perm = shuffle_frames(medium, generator)
+        n_shuffled = num_generations // 2 if shuffled is not None else 0
+        requests += [GenerationRequest(messages, medium)] * num_generations
+        requests += [GenerationRequest(messages, shuffled)] * n_shuffled
+        layout.append((n_shuffled, perm))
+    outputs = backend.generate(requests, replace(sampling, n=1, seed=seed))
+    groups, k = [], 0
+    for (row, medium), (n_shuffled, perm) in zip(zip(rows, media), layout):
+        ordered = [o[0] for o in outputs[k:k + num_generations]]
+        shuffled = [o[0] for o in outputs[k + num_generations:k + num_generations + n_shuffled]]
+        k += num_generations + n_shuffled
+        groups.append(Group(row, prompt_inputs(processor, row, medium), ordered, shuffled, perm))
+    return groups

@@ -1,0 +1,217 @@
+"""The T-GRPO trainer: rollout -> scoring -> one policy update per step, with checkpoints and curves.
+
+A compact loop of our own rather than TRL's GRPOTrainer (which, in TRL 1.16,
+drops video tensors from its loss forward): every piece the paper changes is in
+plain sight. One step takes ``prompts_per_step`` prompts in a seeded order,
+samples each group (``rollout``), scores it (accuracy, format, length, and the
+temporal comparison per group), turns rewards into group advantages, and takes
+one optimizer step on ``policy_loss`` against the frozen reference model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import get_scheduler
+
+from ..generation import SamplingConfig
+from ..io import atomic_path
+from ..media import MediaError, MediaRules, load_medium
+from ..rewards import accuracy_rewards, format_rewards
+from .algorithm import group_advantages, policy_loss, shape_rewards
+from .config import RLConfig
+from .policy import completion_logprobs
+from .rollout import Group, rollout
+
+STEP_DIR = "step-{:06d}"
+
+
+def data_order(n_rows: int, step: int, per_step: int, seed: int) -> list[int]:
+    """Row indices for a step: consecutive slices of per-epoch permutations seeded by (seed, epoch), so a
+    resumed run sees exactly the rows an uninterrupted one would."""
+    out = []
+    for position in range(step * per_step, (step + 1) * per_step):
+        epoch, offset = divmod(position, n_rows)
+        out.append(int(np.random.default_rng([seed, epoch]).permutation(n_rows)[offset]))
+    return out
+
+
+def group_rewards(groups: Sequence[Group], cfg: RLConfig) -> tuple[list[torch.Tensor], list[dict]]:
+    """Total reward of each group's ordered completions, each group compared with its own shuffled group."""
+    totals, parts = [], []
+    for g in groups:
+        solution, ptype = g.row["solution"], g.row["problem_type"]
+        acc = torch.tensor(accuracy_rewards([c.text for c in g.ordered], solution, ptype))
+        fmt = torch.tensor(format_rewards([c.text for c in g.ordered]))
+        lengths = torch.tensor([len(c.token_ids) for c in g.ordered])
+        shuffled = torch.tensor(accuracy_rewards([c.text for c in g.shuffled], solution, ptype)) if g.shuffled else None
+        total, fired = shape_rewards(acc, fmt, lengths, shuffled, temporal=cfg.temporal, len_control=cfg.len_control,
+                                     alpha=cfg.alpha, mu=cfg.mu, length_bonus=cfg.length_bonus, len_min=cfg.len_min,
+                                     len_max=cfg.len_max)
+        totals.append(total)
+        parts.append({"accuracy": acc, "format": fmt, "lengths": lengths, "shuffled_accuracy": shuffled, "fired": fired,
+                      "video": g.row["data_type"] == "video"})
+    return totals, parts
+
+
+def _mean(values) -> float | None:
+    values = list(values)
+    return float(sum(values) / len(values)) if values else None
+
+
+class RLTrainer:
+    def __init__(self, model, ref_model, processor, backend, rows: Sequence[dict], rules: MediaRules, cfg: RLConfig,
+                 checkpoint_dir: str | Path, log: Callable[[str], None] = print):
+        self.model, self.ref_model, self.processor, self.backend = model, ref_model, processor, backend
+        self.rows, self.rules, self.cfg, self.log = list(rows), rules, cfg, log
+        self.dir = Path(checkpoint_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_log = self.dir / "metrics.jsonl"
+        self.skip_log = self.dir / "skipped.jsonl"
+        self.samples_log = self.dir / "samples.jsonl"
+        self.pad_id = processor.tokenizer.pad_token_id
+        no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (p.dim() < 2 or "norm" in n)]
+        decay = [p for n, p in model.named_parameters() if p.requires_grad and not (p.dim() < 2 or "norm" in n)]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+        self.scheduler = get_scheduler(cfg.lr_scheduler, self.optimizer, num_warmup_steps=cfg.warmup_steps,
+                                       num_training_steps=cfg.steps)
+        self.sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_completion_length)
+        self.step = 0
+
+    # ----- checkpoints -------------------------------------------------------------------------
+
+    def save(self) -> Path:
+        target = self.dir / STEP_DIR.format(self.step)
+        with atomic_path(target) as tmp:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                        "step": self.step, "config": asdict(self.cfg),
+                        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}},
+                       tmp / "trainer.pt")
+        for old in sorted(self.dir.glob("step-*"))[:-2]:  # keep the two newest
+            if old != target:
+                import shutil
+
+                shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def resume(self) -> int:
+        """Load the newest complete checkpoint (written atomically, so any present is complete); 0 if none."""
+        found = sorted(self.dir.glob("step-*"))
+        if not found:
+            return 0
+        path = found[-1]
+        state = torch.load(path / "trainer.pt", weights_only=False)
+        loaded = type(self.model).from_pretrained(path, dtype=next(self.model.parameters()).dtype, local_files_only=True)
+        self.model.load_state_dict(loaded.state_dict(), strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        self.step = state["step"]
+        if self.metrics_log.exists():  # steps logged after this checkpoint are redone
+            kept = [line for line in self.metrics_log.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+            self.metrics_log.write_text("".join(line + "\n" for line in kept))
+        self.log(f"rl: resuming from {path} (step {self.step})")
+        return self.step
+
+    # ----- one step ----------------------------------------------------------------------------
+
+    def _append(self, path: Path, record: dict) -> None:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _media(self, indices: list[int]) -> tuple[list[dict], list]:
+        rows, media = [], []
+        for i in indices:
+            row = self.rows[i]
+            try:
+                media.append(load_medium(Path(row["media_root"]) / row["path"], row["data_type"], self.rules))
+                rows.append(row)
+            except (MediaError, ValueError) as err:  # loud, logged, and never replaced by another row
+                self.log(f"rl: skipping problem {row['problem_id']} at step {self.step}: {err}")
+                self._append(self.skip_log, {"step": self.step, "problem_id": row["problem_id"], "reason": str(err)})
+        return rows, media
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        rows, media = self._media(data_order(len(self.rows), self.step, cfg.prompts_per_step, cfg.seed))
+        self.model.eval()
+        groups = rollout(self.backend, self.processor, rows, media, num_generations=cfg.num_generations,
+                         temporal=cfg.temporal, sampling=self.sampling, seed=cfg.seed * 1_000_003 + self.step) if rows else []
+        t1 = time.perf_counter()
+        totals, parts = group_rewards(groups, cfg)
+        advantages = [group_advantages(t, cfg.num_generations) for t in totals]
+        t2 = time.perf_counter()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, kls = [], []
+        for g, adv in zip(groups, advantages):
+            ids = [c.token_ids for c in g.ordered]
+            prompt = g.prompt.to(next(self.model.parameters()).device)
+            logp, mask = completion_logprobs(self.model, prompt, ids, self.pad_id)
+            with torch.no_grad():
+                ref_logp, _ = completion_logprobs(self.ref_model, prompt, ids, self.pad_id)
+            loss, kl = policy_loss(logp, ref_logp, adv.to(logp.device), mask, cfg.beta, aggregation=cfg.loss_aggregation)
+            (loss / len(groups)).backward()  # the mean over all sequences of the step, one group at a time
+            losses.append(loss.item())
+            kls.append(kl.item())
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)) if groups else 0.0
+        lr = self.scheduler.get_last_lr()[0]
+        if groups:
+            self.optimizer.step()
+        self.scheduler.step()
+        t3 = time.perf_counter()
+        self.step += 1
+        video = [p for p in parts if p["video"]]
+        record = {
+            "step": self.step,
+            "reward": _mean(float(t.mean()) for t in totals),
+            "accuracy": _mean(float(p["accuracy"].mean()) for p in parts),
+            "format": _mean(float(p["format"].mean()) for p in parts),
+            "temporal_fired": _mean(float(p["fired"]) for p in video) if cfg.temporal else None,
+            "shuffled_accuracy": _mean(float(p["shuffled_accuracy"].mean()) for p in video if p["shuffled_accuracy"] is not None),
+            "completion_length": _mean(float(p["lengths"].float().mean()) for p in parts),
+            "kl": _mean(kls),
+            "loss": _mean(losses),
+            "all_correct": _mean(float(bool((p["accuracy"] > 0.1).all())) for p in parts),
+            "all_wrong": _mean(float(bool((p["accuracy"] <= 0.1).all())) for p in parts),
+            "grad_norm": grad_norm,
+            "learning_rate": lr,
+            "groups": len(groups),
+            "video_groups": len(video),
+            "time_rollout_s": round(t1 - t0, 4),
+            "time_scoring_s": round(t2 - t1, 4),
+            "time_update_s": round(t3 - t2, 4),
+        }
+        self._append(self.metrics_log, record)
+        if cfg.sample_dump_steps and self.step % cfg.sample_dump_steps == 0:
+            for g, total in zip(groups[:2], totals[:2]):
+                self._append(self.samples_log, {"step": self.step, "problem_id": g.row["problem_id"], "solution": g.row["solution"],
+                                                "ordered": [c.text for c in g.ordered[:2]], "rewards": total[:2].tolist(),
+                                                "shuffled": [c.text for c in g.shuffled[:1]], "permutation": g.permutation})
+        return record
+
+    def train(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
+        """Run to ``cfg.steps`` from the last checkpoint; returns every step's record (also on disk)."""
+        self.resume()
+        while self.step < self.cfg.steps:
+            record = self.train_step()
+            if on_step:
+                on_step(record)
+            if self.step % self.cfg.save_steps == 0 or self.step == self.cfg.steps:
+                self.save()
+        return [json.loads(line) for line in self.metrics_log.read_text().splitlines()] if self.metrics_log.exists() else []
