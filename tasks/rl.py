@@ -18,7 +18,7 @@ import polars as pl
 import torch
 
 from videor1.data.schema import COLLECTED_SCHEMA
-from videor1.generation import TransformersBackend
+from videor1.generation import TransformersBackend, make_backend
 from videor1.io import atomic_path, write_json, write_text
 from videor1.media import MediaRules
 from videor1.models import load_model, load_processor, model_signature
@@ -71,7 +71,12 @@ def main() -> None:
     prepare_checkpoints(fingerprint({"params": p, "rows": [(r["problem_id"], r["path"]) for r in rows],
                                      "policy": model_signature(policy_dir)}))
     per_step_sequences = cfg.prompts_per_step * (cfg.num_generations + cfg.num_generations // 2)
-    backend = TransformersBackend(model, processor, batch_size=per_step_sequences)  # one generate call per step
+    if p.get("rollout_backend", "transformers") == "vllm":  # GPU environment; weights synced after each update
+        backend = make_backend("vllm", str(policy_dir), tensor_parallel_size=p.get("tensor_parallel_size", 1),
+                               max_model_len=cfg.max_prompt_length + cfg.max_completion_length, dtype=p.get("model_dtype", "bfloat16"),
+                               gpu_memory_utilization=p.get("gpu_memory_utilization", 0.3), seed=cfg.seed)
+    else:
+        backend = TransformersBackend(model, processor, batch_size=per_step_sequences)  # one generate call per step
     trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, CHECKPOINTS)
 
     from torch.utils.tensorboard import SummaryWriter

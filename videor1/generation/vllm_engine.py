@@ -59,6 +59,15 @@ class VLLMBackend:
             mm_processor_kwargs={"do_sample_frames": False},
         )
 
+    def sync_weights(self, model) -> None:
+        """Load a training policy's current weights into the engine (RL rollouts after each update).
+
+        vLLM's model accepts (name, tensor) pairs in the Hugging Face layout (the route TRL's GRPO
+        takes with a colocated engine, tensor parallel size 1). Not run here: no GPU.
+        """
+        state = ((name, tensor.detach()) for name, tensor in model.state_dict().items())
+        self.llm.llm_engine.model_executor.driver_worker.model_runner.model.load_weights(state)
+
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[Completion]]:
         from vllm import SamplingParams
 

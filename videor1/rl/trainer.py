@@ -173,6 +173,8 @@ class RLTrainer:
         lr = self.scheduler.get_last_lr()[0]
         if groups:
             self.optimizer.step()
+            if hasattr(self.backend, "sync_weights"):  # an engine outside this process (vLLM) samples the next step
+                self.backend.sync_weights(self.model)
         self.scheduler.step()
         t3 = time.perf_counter()
         self.step += 1
