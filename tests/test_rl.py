@@ -214,3 +214,27 @@ def test_unreadable_media_is_skipped_loudly(tiny, rows, tmp_path):
     assert record["groups"] == 0 and len(messages) == 2
     skipped = [json.loads(line) for line in (tmp_path / "c" / "skipped.jsonl").read_text().splitlines()]
     assert len(skipped) == 2 and all("nowhere" in s["reason"] or "No such file" in s["reason"] for s in skipped)
+
+
+def test_shared_prompt_gives_the_gradients_of_separate_forwards(tiny, rows, synth_data):
+    model, processor = tiny
+    model = copy.deepcopy(model).train()
+    row = next(r for r in rows if r["data_type"] == "video")
+    prompt = prompt_inputs(processor, row, load_medium(synth_data / row["path"], "video", RULES))
+    comps = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]
+    logp, mask = completion_logprobs(model, prompt, comps, processor.tokenizer.pad_token_id)
+    (logp * mask).sum().backward()
+    shared = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    total = 0
+    for c in comps:  # each completion on its own, the whole sequence through the model
+        inputs = dict(prompt)
+        inputs["input_ids"] = torch.cat([prompt["input_ids"], T([c])], 1)
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros(1, len(c), dtype=torch.long)], 1)
+        logits = model(**inputs).logits[0, -len(c) - 1:-1]
+        total = total + torch.log_softmax(logits, -1).gather(-1, T(c)[:, None]).sum()
+    total.backward()
+    assert shared.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
+    for name, grad in shared.items():
+        assert torch.allclose(grad, dict(model.named_parameters())[name].grad, atol=1e-5, rtol=1e-4), name

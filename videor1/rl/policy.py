@@ -1,12 +1,12 @@
 """Per-token log-probabilities of sampled completions, each forward with its own sample's vision inputs.
 
-A group's G completions share one prompt, so they go through the model in one
-forward of G rows: the prompt's ids, ``mm_token_type_ids``, pixels, grids and
-``second_per_grid_ts`` (kept: the public code drops it, so its training saw other
-temporal positions than rollout and eval) repeated per row, then each
-completion's sampled ids. Log-probs are gathered at the sampled ids and
-normalised by a logsumexp over the completion positions only, never a
-full-vocabulary log-softmax of the whole sequence.
+A group's G completions share one prompt, so the prompt goes through the model
+once, with its ids, ``mm_token_type_ids``, pixels, grids and ``second_per_grid_ts``
+(kept: the public code drops it, so its training saw other temporal positions
+than rollout and eval), and its key/value cache serves all G completions in one
+forward of G rows. Log-probs are gathered at the sampled ids and normalised by a
+logsumexp over the completion positions only, never a full-vocabulary
+log-softmax of the whole sequence.
 """
 
 from __future__ import annotations
@@ -15,22 +15,6 @@ from collections.abc import Sequence
 
 import torch
 from transformers import BatchFeature
-
-VISION_KEYS_PER_ITEM = {"pixel_values": "image_grid_thw", "pixel_values_videos": "video_grid_thw"}
-
-
-def repeat_prompt(prompt: BatchFeature, n: int) -> dict:
-    """The inputs of one prompt (batch of 1) repeated for n rows, vision tensors included."""
-    out = {}
-    for key, value in prompt.items():
-        if key in VISION_KEYS_PER_ITEM:  # patches of all items are concatenated along dim 0
-            out[key] = value.repeat(n, 1)
-        elif isinstance(value, torch.Tensor):
-            out[key] = value.repeat(n, *([1] * (value.dim() - 1)))
-        else:
-            out[key] = value
-    return out
-
 
 def completion_batch(completions: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded completion ids and their mask."""
@@ -43,19 +27,34 @@ def completion_batch(completions: Sequence[Sequence[int]], pad_id: int, device) 
     return ids, mask
 
 
+def prompt_positions(model, prompt: BatchFeature) -> torch.Tensor:
+    """M-RoPE position ids (3 × 1 × prompt length) of one prompt, from its own grids and ``second_per_grid_ts``."""
+    positions, _ = model.model.get_rope_index(
+        prompt["input_ids"], mm_token_type_ids=prompt["mm_token_type_ids"], image_grid_thw=prompt.get("image_grid_thw"),
+        video_grid_thw=prompt.get("video_grid_thw"), second_per_grid_ts=prompt.get("second_per_grid_ts"),
+        attention_mask=prompt["attention_mask"])
+    return positions
+
+
 def completion_logprobs(model, prompt: BatchFeature, completions: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of every completion token (rows × max completion length) and the completion mask.
 
     ``prompt``: the processor's inputs for ONE prompt (batch of 1, no padding) with its vision tensors.
+    The prompt (vision encoder included) runs once; its key/value cache is shared by the G completions,
+    which continue its text positions. Gradients flow through the shared prompt as through G copies.
     """
     device = prompt["input_ids"].device
     ids, mask = completion_batch(completions, pad_id, device)
-    inputs = repeat_prompt(prompt, len(completions))
-    inputs["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
-    inputs["attention_mask"] = torch.cat([inputs["attention_mask"], mask], dim=1)
-    if "mm_token_type_ids" in inputs:
-        inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(ids)], dim=1)
-    length = ids.shape[1]
-    logits = model(**inputs, logits_to_keep=length + 1).logits[:, :-1].float()  # position t predicts token t + 1
+    rows, length = ids.shape
+    positions = prompt_positions(model, prompt)
+    prefill = model(**prompt, position_ids=positions, use_cache=True, logits_to_keep=1)
+    cache = prefill.past_key_values
+    cache.batch_repeat_interleave(rows)
+    start = positions.max() + 1  # text after the prompt: the same running index on all three M-RoPE axes
+    completion_positions = (start + torch.arange(length, device=device)).view(1, 1, -1).expand(3, rows, -1)
+    attention = torch.cat([prompt["attention_mask"].expand(rows, -1), mask], dim=1)
+    out = model(input_ids=ids, attention_mask=attention, position_ids=completion_positions, past_key_values=cache)
+    # the prompt's last position predicts completion token 0; completion position t predicts token t + 1
+    logits = torch.cat([prefill.logits[:, -1:].expand(rows, -1, -1), out.logits[:, :-1]], dim=1).float()
     token_logits = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     return token_logits - torch.logsumexp(logits, dim=-1), mask
