@@ -36,6 +36,7 @@ def project(tmp_path) -> Path:
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["tiny"]["synth"].update(train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=2)
+    params["tiny"]["sft"]["train"].update(max_steps=8, save_steps=4)
     params["tiny"]["rl"]["train"].update(steps=4, save_steps=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(tmp_path, "git", "init", "-q")
