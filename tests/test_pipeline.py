@@ -69,8 +69,8 @@ def test_paper_profile_refuses_missing_model_and_data(project):
 
 
 @pytest.mark.slow
-def test_repro_eval_writes_metrics_and_report(project):
-    sh(project, sys.executable, "-m", "dvc", "repro", "eval")
+def test_repro_runs_the_whole_pipeline_then_does_nothing(project):
+    sh(project, sys.executable, "-m", "dvc", "repro")
     metrics = json.loads((project / "metrics" / "eval_base.json").read_text())
     frames = yaml.safe_load((project / "params.yaml").read_text())["tiny"]["eval"]["frames"]
     assert sorted(metrics["frames"]) == sorted(str(f) for f in frames)
@@ -80,7 +80,12 @@ def test_repro_eval_writes_metrics_and_report(project):
     assert metrics["generated_now"] == 2 * 6 * len(frames)
     report = (project / "reports" / "eval.md").read_text()
     assert "| base | 4 | Qwen2.5-VL-7B (CoT) @ 16 |" in report and "(27.7)" in report
-    again = sh(project, sys.executable, "-m", "dvc", "repro", "eval")
+    assert "| rl | 8 | Video-R1-7B @ 32 |" in report
+    summary = (project / "reports" / "summary.md").read_text()
+    assert "## SFT" in summary and "## RL (T-GRPO)" in summary and "| rl | 8 |" in summary
+    figures = sorted(p.name for p in (project / "reports" / "figures").glob("*.png"))
+    assert figures == ["rl_length.png", "rl_reward.png", "rl_temporal_kl.png", "sft_loss.png"]
+    again = sh(project, sys.executable, "-m", "dvc", "repro")
     assert "Running stage" not in again.stdout
 
 
