@@ -1,0 +1,1 @@
+"""Prefect flows and deployments that run the DVC pipeline on work pools (see prefect.yaml)."""

@@ -1,0 +1,58 @@
+"""The `videor1-pipeline` flow: every DVC stage in order, GPU stages on the `gpu` pool, the rest on `cpu`.
+
+Consecutive stages of one pool go to that pool's `videor1-stages` deployment as a
+child flow run, so the UI shows the pipeline, each child run and each stage.
+Retrying a failed pipeline run (UI or `prefect flow-run retry`) reruns it; stages
+DVC reports as up to date are skipped, so finished work is not redone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.deployments import run_deployment
+
+from flows.stages import DVC, stages  # absolute: Prefect loads entrypoints by file path
+
+GPU_STAGES = ("cot", "sft", "rl", "evaluate", "eval")  # stage names; evaluate@<model> belongs with evaluate
+
+
+def pool_of(stage: str) -> str:
+    return "gpu" if stage.split("@")[0] in GPU_STAGES else "cpu"
+
+
+def plan(project: Path) -> list[tuple[str, list[str]]]:
+    """DVC's stages in dvc.yaml order (foreach entries expanded), grouped into consecutive runs per pool."""
+    out = subprocess.run([*DVC, "stage", "list", "--name-only"], cwd=project, capture_output=True, text=True, check=True)
+    groups: list[tuple[str, list[str]]] = []
+    for stage in out.stdout.split():
+        pool = pool_of(stage)
+        if groups and groups[-1][0] == pool:
+            groups[-1][1].append(stage)
+        else:
+            groups.append((pool, [stage]))
+    return groups
+
+
+@flow(name="videor1-pipeline")
+def pipeline(profile: str = "tiny", use_deployments: bool = True, project: str | None = None) -> dict[str, str]:
+    """Run the whole pipeline on the given profile (params.yaml is switched to it if needed)."""
+    logger = get_run_logger()
+    root = Path(project or os.getcwd()).resolve()
+    subprocess.run([sys.executable, "-m", "tasks.profile", profile], cwd=root, check=True, capture_output=True)
+    results: dict[str, str] = {}
+    for pool, group in plan(root):
+        logger.info(f"{pool} pool: {', '.join(group)}")
+        if not use_deployments:
+            results.update(stages(group, pool=pool, project=str(root)))
+            continue
+        child = run_deployment(f"videor1-stages/{pool}", parameters={"stages": group, "pool": pool, "project": str(root)},
+                               as_subflow=True, poll_interval=2)
+        if not child.state.is_completed():
+            raise RuntimeError(f"{pool} stages {group} ended {child.state.name}: see flow run {child.id}")
+        results.update({stage: "done" for stage in group})
+    return results

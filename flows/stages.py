@@ -1,0 +1,62 @@
+"""The `videor1-stages` flow: run some DVC stages in order, one Prefect task per stage.
+
+A stage DVC reports as up to date is skipped, so rerunning or retrying a flow
+never redoes finished work. Each stage's output streams into the task's log.
+GPU stages may run under another interpreter (params.yaml `orchestration.gpu_python`):
+its directory goes first on PATH, so the stage's `python -m tasks.<stage>` is that one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from prefect import flow, get_run_logger, task
+
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def orchestration_params(project: Path) -> dict:
+    return (yaml.safe_load((project / "params.yaml").read_text()) or {}).get("orchestration") or {}
+
+
+def up_to_date(stage: str, project: Path) -> bool:
+    out = subprocess.run([*DVC, "status", "--json", stage], cwd=project, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"dvc status {stage} failed: {out.stderr.strip() or out.stdout.strip()}")
+    return json.loads(out.stdout or "{}") == {}
+
+
+@task(task_run_name="{stage}")
+def run_stage(stage: str, project: str, python: str | None = None) -> str:
+    """`dvc repro --single-item <stage>` unless DVC says it is up to date; returns "ran" or "skipped"."""
+    logger = get_run_logger()
+    root = Path(project)
+    if up_to_date(stage, root):
+        logger.info(f"{stage}: up to date, skipped")
+        return "skipped"
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    if python:
+        env["PATH"] = f"{Path(python).parent}{os.pathsep}{env['PATH']}"
+    proc = subprocess.Popen([*DVC, "repro", "--single-item", stage], cwd=root, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for line in proc.stdout:
+        if line.strip():
+            logger.info(line.rstrip()[-2000:])
+    if proc.wait() != 0:
+        raise RuntimeError(f"stage {stage} failed with exit code {proc.returncode}")
+    return "ran"
+
+
+@flow(name="videor1-stages", flow_run_name="{pool}: {stages}")
+def stages(stages: list[str], pool: str = "cpu", project: str | None = None) -> dict[str, str]:
+    """Run ``stages`` in order in ``project`` (default: the working directory); retries from params.yaml."""
+    root = Path(project or os.getcwd()).resolve()
+    p = orchestration_params(root)
+    python = p.get("gpu_python") if pool == "gpu" else None
+    runner = run_stage.with_options(retries=int(p.get("retries", 0)), retry_delay_seconds=float(p.get("retry_delay_seconds", 0)))
+    return {stage: runner(stage, str(root), python) for stage in stages}
