@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import videor1  # noqa: F401  (makes torchvision importable before anything else imports it)
 
@@ -109,3 +114,36 @@ def tiny_model_dir(synth_data, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("models") / "base"
     save_model_dir(model, processor, target)
     return target
+
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "tasks", "videor1", "flows", "prefect.yaml", "scripts", ".dvcignore"]
+
+
+def sh(cwd: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command in a project copy with this interpreter's environment first on PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(cwd), "DVC_NO_ANALYTICS": "1", **(env or {})}
+    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A fresh copy of the project (git + DVC initialised) with a small synthetic set and short training."""
+    for name in PROJECT_FILES:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["tiny"]["synth"].update(train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=2)
+    params["tiny"]["sft"]["train"].update(max_steps=8, save_steps=4)
+    params["tiny"]["rl"]["train"].update(steps=4, save_steps=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(tmp_path, "git", "init", "-q")
+    sh(tmp_path, sys.executable, "-m", "dvc", "init", "-q")
+    sh(tmp_path, sys.executable, "-m", "dvc", "config", "core.analytics", "false")
+    return tmp_path
+
+

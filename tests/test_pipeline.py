@@ -1,4 +1,6 @@
-"""The DVC pipeline in a fresh copy of the project: `dvc repro collect` offline, then a no-op rerun; the paper profile refuses missing paths."""
+"""DVC stages in a fresh copy of the project: each stage offline, resume after kill -9, the paper profile's refusals.
+
+The whole pipeline end to end runs in tests/test_orchestration.py, through Prefect."""
 
 from __future__ import annotations
 
@@ -16,33 +18,7 @@ import polars as pl
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "tasks", "videor1", ".dvcignore"]
-
-
-def sh(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(cwd), "DVC_NO_ANALYTICS": "1"}
-    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and out.returncode != 0:
-        raise AssertionError(f"{args} failed:\n{out.stdout}\n{out.stderr}")
-    return out
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    for name in PROJECT_FILES:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["tiny"]["synth"].update(train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=2)
-    params["tiny"]["sft"]["train"].update(max_steps=8, save_steps=4)
-    params["tiny"]["rl"]["train"].update(steps=4, save_steps=2)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(tmp_path, "git", "init", "-q")
-    sh(tmp_path, sys.executable, "-m", "dvc", "init", "-q")
-    sh(tmp_path, sys.executable, "-m", "dvc", "config", "core.analytics", "false")
-    return tmp_path
+from tests.conftest import sh
 
 
 @pytest.mark.slow
@@ -66,27 +42,6 @@ def test_paper_profile_refuses_missing_model_and_data(project):
     assert base.returncode != 0 and "/data/models/Qwen2.5-VL-7B-Instruct does not exist" in base.stderr
     collect = sh(project, sys.executable, "-m", "tasks.collect", check=False)
     assert collect.returncode != 0 and "/data/video-r1/Video-R1-260k.json does not exist" in collect.stderr
-
-
-@pytest.mark.slow
-def test_repro_runs_the_whole_pipeline_then_does_nothing(project):
-    sh(project, sys.executable, "-m", "dvc", "repro")
-    metrics = json.loads((project / "metrics" / "eval_base.json").read_text())
-    frames = yaml.safe_load((project / "params.yaml").read_text())["tiny"]["eval"]["frames"]
-    assert sorted(metrics["frames"]) == sorted(str(f) for f in frames)
-    for per in metrics["frames"].values():
-        assert set(per) == {"mvbench", "tempcompass", "videomme", "videommmu", "vsibench", "mmvu", "mean"}
-        assert all(per[b]["rows"] == 2 and per[b]["failed"] == 0 for b in per if b != "mean")
-    assert metrics["generated_now"] == 2 * 6 * len(frames)
-    report = (project / "reports" / "eval.md").read_text()
-    assert "| base | 4 | Qwen2.5-VL-7B (CoT) @ 16 |" in report and "(27.7)" in report
-    assert "| rl | 8 | Video-R1-7B @ 32 |" in report
-    summary = (project / "reports" / "summary.md").read_text()
-    assert "## SFT" in summary and "## RL (T-GRPO)" in summary and "| rl | 8 |" in summary
-    figures = sorted(p.name for p in (project / "reports" / "figures").glob("*.png"))
-    assert figures == ["rl_length.png", "rl_reward.png", "rl_temporal_kl.png", "sft_loss.png"]
-    again = sh(project, sys.executable, "-m", "dvc", "repro")
-    assert "Running stage" not in again.stdout
 
 
 def _complete_lines(directory: Path) -> int:
