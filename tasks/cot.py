@@ -17,7 +17,7 @@ import polars as pl
 from tqdm import tqdm
 
 from videor1.cot import ModelTeacher, ScriptedTeacher, Teacher, generate_cot
-from videor1.data.schema import COT_SCHEMA
+from videor1.data.schema import COLLECTED_TABLE_SCHEMA, COT_SCHEMA
 from videor1.generation import SamplingConfig, make_backend
 from videor1.io import atomic_path, write_json, write_jsonl
 from videor1.media import MediaRules
@@ -74,7 +74,7 @@ def main() -> None:
     set_threads(p.get("threads", 1))
     if not IN_TABLE.is_file():
         sys.exit(f"cot: {IN_TABLE} does not exist (run `dvc repro collect`)")
-    rows = pl.read_parquet(IN_TABLE).to_dicts()
+    rows = COLLECTED_TABLE_SCHEMA.validate(pl.read_parquet(IN_TABLE)).to_dicts()
     try:
         teacher = make_teacher(p)
     except (FileNotFoundError, ValueError) as err:

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from videor1.cot import FilterConfig, apply_filter
-from videor1.data.schema import COT_FILTERED_SCHEMA
+from videor1.data.schema import COT_FILTERED_SCHEMA, COT_SCHEMA
 from videor1.io import atomic_path, write_json
 
 from .params import stage_params
@@ -22,7 +22,7 @@ def main() -> None:
     p = stage_params("filter")
     if not IN_TABLE.is_file():
         sys.exit(f"filter: {IN_TABLE} does not exist (run `dvc repro cot`)")
-    table = pl.read_parquet(IN_TABLE)
+    table = COT_SCHEMA.validate(pl.read_parquet(IN_TABLE))
     cfg = FilterConfig(**{k: v for k, v in p.items() if k != "examples"})
     result = apply_filter(table.to_dicts(), cfg, examples=p.get("examples", 3))
     if not result.kept:

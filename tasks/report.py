@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def quarantine_reasons(path: Path) -> dict[str, int]:
     counts = Counter()
     for line in path.read_text().splitlines():
         q = json.loads(line)
-        counts[f"{q['step']}: {q['reason'].split(':')[0][:80]}"] += 1
+        counts[f"{q['step']}: {textwrap.shorten(q['cause'], 90, placeholder=' …')}"] += 1
     return dict(counts)
 
 

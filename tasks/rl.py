@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from videor1.data.schema import COLLECTED_SCHEMA
+from videor1.data.schema import COLLECTED_TABLE_SCHEMA
 from videor1.generation import TransformersBackend, make_backend
 from videor1.io import atomic_path, write_json, write_text
 from videor1.media import MediaRules
@@ -58,8 +58,7 @@ def main() -> None:
     set_threads(p.get("threads", 1))
     if not IN_TABLE.is_file():
         sys.exit(f"rl: {IN_TABLE} does not exist (run `dvc repro collect`)")
-    rows = COLLECTED_SCHEMA.add_columns({"process": __import__("pandera.polars", fromlist=["Column"]).Column(pl.Utf8, nullable=True)}) \
-        .validate(pl.read_parquet(IN_TABLE)).to_dicts()
+    rows = COLLECTED_TABLE_SCHEMA.validate(pl.read_parquet(IN_TABLE)).to_dicts()
     policy_dir = Path(p["policy"])
     try:
         processor = load_processor(policy_dir)

@@ -98,6 +98,8 @@ def main() -> None:
     write_plot(curve)
     losses = [c["loss"] for c in curve]
     window = max(1, len(losses) // 10)
+    resumed_from = int(resume.name.split("-")[1]) if resume else 0
+    steps_now = trainer.state.global_step - resumed_from
     skipped = trainer.skip_log.read_text().count("\n") if trainer.skip_log.exists() else 0
     write_json(OUT_METRICS, {
         "rows": len(rows),
@@ -106,11 +108,13 @@ def main() -> None:
         "loss_first_window": window_mean(losses, window, last=False),
         "loss_last_window": window_mean(losses, window, last=True),
         "window_steps": window,
-        "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+        # throughput and memory of this process: null when it resumed from the final checkpoint and trained nothing
+        "steps_this_run": steps_now,
+        "train_samples_per_second": result.metrics.get("train_samples_per_second") if steps_now else None,
         "train_runtime_s": result.metrics.get("train_runtime"),
-        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "peak_memory_mb": round(peak_memory_mb(), 1) if steps_now else None,
         "skipped_rows": skipped,
-        "resumed_from_step": int(resume.name.split("-")[1]) if resume else 0,
+        "resumed_from_step": resumed_from,
     })
     print(f"sft: {trainer.state.global_step} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f} -> {OUT_MODEL}")
 

@@ -16,6 +16,7 @@ def main() -> None:
         train_video_rows=p["train_video_rows"],
         train_image_rows=p["train_image_rows"],
         eval_rows_per_benchmark=p["eval_rows_per_benchmark"],
+        broken_rows=p["broken_rows"],
         spec=SynthSpec(**p["spec"]),
     )
     counts = generate(p["out"], cfg)

@@ -10,6 +10,7 @@ import pytest
 
 from videor1.data.balance import SourceRule
 from videor1.data.collect import CollectConfig, MediaRules, RowSource, collect
+from videor1.data.synth import BROKEN_CASES, write_broken
 
 TINY_MEDIA = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136,
                         image_min_pixels=3136, image_max_pixels=7056)
@@ -163,3 +164,22 @@ def test_missing_inputs_and_empty_results_stop_with_clear_errors(tmp_path, root)
         run(tmp_path, root, [good_row(1, path="./zero_byte.mp4")])
     with pytest.raises(ValueError, match="no rows after balancing"):
         run(tmp_path, root, [good_row(1)], sources=[SourceRule("*", weight=0.0)])
+
+
+def test_the_synthetic_broken_rows_are_each_quarantined_at_their_step(tmp_path):
+    """The default pipeline's train_broken.json: nothing gets through, each row stops where it should."""
+    data = tmp_path / "synth"
+    data.mkdir()
+    broken = write_broken(data)
+    (data / "good.json").write_text(json.dumps([good_row(1, path="./broken/ok.png", data_type="image")]))
+    cfg = CollectConfig(inputs=[RowSource(str(data / "good.json"), str(data)),
+                                RowSource(str(data / "train_broken.json"), str(data))], media=TINY_MEDIA)
+    result = collect(cfg)
+    assert result.table["problem_id"].to_list() == [1]
+    assert len(result.quarantine) == len(broken) == len(BROKEN_CASES)
+    step_of = {q["row"]["data_source"]: q["step"] for q in result.quarantine}
+    assert step_of == {f"synth-broken/{name}": step for name, _, _, _, step in BROKEN_CASES}
+    for q in result.quarantine:  # the cause is the reason without the file name, so entries count by kind
+        assert q["cause"] and str(data) not in q["cause"]
+    causes = {q["row"]["data_source"]: q["cause"] for q in result.quarantine}
+    assert causes["synth-broken/truncated"] == causes["synth-broken/not_a_video"] == "not a readable media container"

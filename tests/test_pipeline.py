@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import sh
+from videor1.data.synth import BROKEN_CASES
 
 
 @pytest.mark.slow
@@ -28,6 +29,10 @@ def test_repro_collect_then_noop(project):
     assert (project / "data" / "collected.parquet").is_file()
     metrics = yaml.safe_load((project / "metrics" / "collect.json").read_text())
     assert metrics["rows"] > 0 and set(metrics["by_data_type"]) == {"image", "video"}
+    # the synthetic broken rows (params: synth.broken_rows) are all quarantined, each with its reason
+    quarantine = [json.loads(line) for line in (project / "data" / "quarantine.jsonl").read_text().splitlines()]
+    assert metrics["quarantined"] == len(quarantine) == len(BROKEN_CASES)
+    assert all(q["reason"] and q["row"]["data_source"].startswith("synth-broken/") for q in quarantine)
 
     second = sh(project, sys.executable, "-m", "dvc", "repro", "collect")
     assert "Running stage" not in second.stdout

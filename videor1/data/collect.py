@@ -9,6 +9,7 @@ balancing (not a rejection: counted separately).
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..media import MediaRules, smart_nframes, smart_resize
 from .balance import SourceRule, balance
 from .probe import Probe, ProbeCache, probe_all
 from .rows import read_rows, rows_to_frame, type_problems
-from .schema import COLLECTED_SCHEMA, ROW_SCHEMA
+from .schema import COLLECTED_SCHEMA, COLLECTED_TABLE_SCHEMA, ROW_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,11 @@ class CollectResult:
     metrics: dict
 
 
-def _reject(quarantine: list, origin: tuple[str, int], step: str, reason: str, row) -> None:
-    quarantine.append({"source_file": origin[0], "index": origin[1], "step": step, "reason": reason, "row": row})
+def _reject(quarantine: list, origin: tuple[str, int], step: str, reason: str, row, cause: str | None = None) -> None:
+    """One quarantine entry. ``reason`` is the whole message (naming the file for media);
+    ``cause`` the same without row-specific detail, to count entries by kind."""
+    quarantine.append({"source_file": origin[0], "index": origin[1], "step": step, "reason": reason,
+                       "cause": cause or reason, "row": row})
 
 
 def _schema_reasons(frame: pl.DataFrame) -> dict[int, list[str]]:
@@ -79,6 +83,11 @@ def _media_problem(probe: Probe, rules: MediaRules) -> str | None:
     except ValueError as err:
         return f"{probe.path}: {err}"
     return None
+
+
+def _media_cause(problem: str, path: str) -> str:
+    """The problem without the file name or the decoder's detail in parentheses."""
+    return re.sub(r" \(.*\)$", "", problem.removeprefix(f"{path}: "))
 
 
 def _resolver(root: Path):
@@ -130,11 +139,13 @@ def collect(cfg: CollectConfig) -> CollectResult:
                 continue
             pid = row["problem_id"]
             if pid in seen_ids:
-                _reject(quarantine, origin, "duplicate", f"duplicate problem_id {pid} (first seen in {seen_ids[pid]})", row)
+                _reject(quarantine, origin, "duplicate", f"duplicate problem_id {pid} (first seen in {seen_ids[pid]})", row,
+                        cause="duplicate problem_id")
                 continue
             resolved = resolve(row["path"])
             if resolved is None:
-                _reject(quarantine, origin, "media", f"path {row['path']!r} escapes the media root {source.media_root}", row)
+                _reject(quarantine, origin, "media", f"path {row['path']!r} escapes the media root {source.media_root}", row,
+                        cause="path escapes the media root")
                 continue
             seen_ids[pid] = f"{source.rows}#{origins[pos]}"
             keep_pos.append(pos)
@@ -158,7 +169,8 @@ def collect(cfg: CollectConfig) -> CollectResult:
             problem = media_problems[(path, dtype)]
             ok_mask.append(problem is None)
             if problem is not None:
-                _reject(quarantine, (source.rows, origins[pos]), "media", problem, typed[pos])
+                _reject(quarantine, (source.rows, origins[pos]), "media", problem, typed[pos],
+                        cause=_media_cause(problem, path))
                 continue
             for name in media_cols:
                 media_cols[name].append(getattr(probe, name))
@@ -186,8 +198,7 @@ def collect(cfg: CollectConfig) -> CollectResult:
 
 
 def _validated(table: pl.DataFrame) -> pl.DataFrame:
-    schema = COLLECTED_SCHEMA.add_columns({"process": pa.Column(pl.Utf8, nullable=True)})
-    return schema.validate(table)
+    return COLLECTED_TABLE_SCHEMA.validate(table)
 
 
 def _counts(series: pl.Series) -> dict:

@@ -124,6 +124,10 @@ COLLECTED_SCHEMA = pa.DataFrameSchema(
 )
 
 
+# data/collected.parquet: the collected rows plus `process`, a CoT a source may already carry (else null).
+COLLECTED_TABLE_SCHEMA = COLLECTED_SCHEMA.add_columns({"process": pa.Column(pl.Utf8, nullable=True)})
+
+
 def _collected_columns() -> dict[str, pa.Column]:
     return dict(COLLECTED_SCHEMA.columns)
 

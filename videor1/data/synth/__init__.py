@@ -1,9 +1,11 @@
 """A procedurally generated image+video QA set whose answers are known (the tiny profile's data)."""
 
+from .broken import BROKEN_CASES, write_broken
 from .build import BENCHMARKS, SynthConfig, data_source, generate, splits
 from .families import FAMILIES, IMAGE, ORDER_DEPENDENT, ORDER_INDEPENDENT, Example, SynthSpec
 
 __all__ = [
+    "BROKEN_CASES",
     "BENCHMARKS",
     "FAMILIES",
     "IMAGE",
@@ -15,4 +17,5 @@ __all__ = [
     "data_source",
     "generate",
     "splits",
+    "write_broken",
 ]

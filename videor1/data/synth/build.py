@@ -6,6 +6,8 @@ Layout under the output directory (the data root; row paths are relative to it):
     eval_<benchmark>.json   the same format, one per benchmark of spec section 6
     facts.jsonl             per row: split, problem_id, data_source and the generator's facts
     videos/..., images/...  media
+    train_broken.json       with ``broken_rows``: rows collect must quarantine (see broken.py),
+    broken/...              and their media
 
 Every row draws from its own random generator seeded by (seed, split, index),
 so the output is byte-identical for a seed and one row does not shift another.
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ...io import atomic_path
+from .broken import write_broken
 from .canvas import write_mp4, write_png
 from .families import FAMILIES, IMAGE, ORDER_DEPENDENT, ORDER_INDEPENDENT, Example, SynthSpec
 
@@ -41,6 +44,7 @@ class SynthConfig:
     train_video_rows: int = 400
     train_image_rows: int = 400
     eval_rows_per_benchmark: int = 48
+    broken_rows: bool = False  # also write train_broken.json, rows collect must quarantine
     spec: SynthSpec = field(default_factory=SynthSpec)
 
 
@@ -112,4 +116,6 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, dict[str, int]]
         with (root / "facts.jsonl").open("w", encoding="utf-8") as fh:
             for fact in facts:
                 fh.write(json.dumps(fact, sort_keys=True) + "\n")
+        if cfg.broken_rows:
+            counts["train_broken"] = dict(sorted(Counter(r["data_source"] for r in write_broken(root)).items()))
     return counts
