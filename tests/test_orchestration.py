@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import sh
+from videor1.data.synth import BROKEN_CASES
 
 STAGES = ["synth", "base_model", "collect", "cot", "filter", "sft", "rl", "evaluate@base", "evaluate@sft", "evaluate@rl",
           "eval", "report"]
@@ -78,6 +79,7 @@ def check_outputs(project: Path) -> None:
     assert "| base | 4 | Qwen2.5-VL-7B (CoT) @ 16 |" in report and "| rl | 8 | Video-R1-7B @ 32 |" in report
     summary = (project / "reports" / "summary.md").read_text()
     assert "## SFT" in summary and "## RL (T-GRPO)" in summary and "| rl | 8 |" in summary
+    assert f"quarantined **{len(BROKEN_CASES)}**" in summary and "| media: file is empty | 1 |" in summary
     figures = sorted(p.name for p in (project / "reports" / "figures").glob("*.png"))
     assert figures == ["rl_length.png", "rl_reward.png", "rl_temporal_kl.png", "sft_loss.png"]
 
