@@ -2,8 +2,9 @@
 
 A stage DVC reports as up to date is skipped, so rerunning or retrying a flow
 never redoes finished work. Each stage's output streams into the task's log.
-GPU stages may run under another interpreter (params.yaml `orchestration.gpu_python`):
-its directory goes first on PATH, so the stage's `python -m tasks.<stage>` is that one.
+A stage's `python -m tasks.<stage>` runs under the worker's interpreter, or for GPU stages under
+params.yaml `orchestration.gpu_python` if set (an environment with vLLM, say): that interpreter's
+directory goes first on PATH.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def up_to_date(stage: str, project: Path) -> bool:
     return json.loads(out.stdout or "{}") == {}
 
 
+def stage_env(python: str | None = None) -> dict[str, str]:
+    """The environment of a stage's `dvc repro`: the stage's `python` is ``python`` when given, else this
+    worker's interpreter (not whatever `python` the worker's PATH happens to find); DVC analytics off."""
+    interpreter_dir = Path(python or sys.executable).parent
+    return {**os.environ, "PATH": f"{interpreter_dir}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
+
+
 @task(task_run_name="{stage}")
 def run_stage(stage: str, project: str, python: str | None = None) -> str:
     """`dvc repro --single-item <stage>` unless DVC says it is up to date; returns "ran" or "skipped"."""
@@ -39,10 +47,7 @@ def run_stage(stage: str, project: str, python: str | None = None) -> str:
     if up_to_date(stage, root):
         logger.info(f"{stage}: up to date, skipped")
         return "skipped"
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    if python:
-        env["PATH"] = f"{Path(python).parent}{os.pathsep}{env['PATH']}"
-    proc = subprocess.Popen([*DVC, "repro", "--single-item", stage], cwd=root, env=env, text=True,
+    proc = subprocess.Popen([*DVC, "repro", "--single-item", stage], cwd=root, env=stage_env(python), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for line in proc.stdout:
         if line.strip():
