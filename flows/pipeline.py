@@ -13,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import networkx as nx
+from dvc.repo import Repo
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 
-from flows.stages import DVC, stages  # absolute: Prefect loads entrypoints by file path
+from flows.stages import stages  # absolute: Prefect loads entrypoints by file path
 
 GPU_STAGES = ("cot", "sft", "rl", "evaluate", "eval")  # stage names; evaluate@<model> belongs with evaluate
 
@@ -25,11 +27,26 @@ def pool_of(stage: str) -> str:
     return "gpu" if stage.split("@")[0] in GPU_STAGES else "cpu"
 
 
+def run_order(project: Path) -> list[str]:
+    """DVC's stages (foreach entries expanded) in an order that runs every stage after what it depends on,
+    dvc.yaml's order where the graph leaves a choice, so a stage added anywhere in the file still runs right."""
+    with Repo(str(project)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        position = {stage: i for i, stage in enumerate(graph.nodes)}
+        ordered = nx.lexicographical_topological_sort(graph.reverse(), key=position.__getitem__)
+        return [_target(stage, project) for stage in ordered]
+
+
+def _target(stage, project: Path) -> str:
+    """How `dvc repro` run in ``project`` names the stage: `name`, or `sub/dvc.yaml:name` outside the top file."""
+    dvcfile = os.path.relpath(stage.dvcfile.path, project)
+    return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
+
+
 def plan(project: Path) -> list[tuple[str, list[str]]]:
-    """DVC's stages in dvc.yaml order (foreach entries expanded), grouped into consecutive runs per pool."""
-    out = subprocess.run([*DVC, "stage", "list", "--name-only"], cwd=project, capture_output=True, text=True, check=True)
+    """The run order grouped into consecutive runs of stages per pool."""
     groups: list[tuple[str, list[str]]] = []
-    for stage in out.stdout.split():
+    for stage in run_order(project):
         pool = pool_of(stage)
         if groups and groups[-1][0] == pool:
             groups[-1][1].append(stage)

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from flows.pipeline import plan, pool_of
+from flows.pipeline import plan, pool_of, run_order
 from flows.stages import DVC, stage_env
 
 
@@ -26,6 +27,16 @@ def test_plan_groups_consecutive_stages_of_a_pool_in_dvc_order(project):
         ("gpu", ["sft", "rl", "evaluate@base", "evaluate@sft", "evaluate@rl", "eval"]),
         ("cpu", ["report"]),
     ]
+
+
+def test_the_run_order_follows_the_dependencies_not_the_file_order(project):
+    """A stage a user adds at the top of dvc.yaml still runs after what it needs."""
+    dvc_yaml = project / "dvc.yaml"
+    spec = yaml.safe_load(dvc_yaml.read_text())
+    spec["stages"] = {"report": spec["stages"].pop("report"), **spec["stages"]}
+    dvc_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert run_order(project) == ["synth", "base_model", "collect", "cot", "filter", "sft", "rl",
+                                  "evaluate@base", "evaluate@sft", "evaluate@rl", "eval", "report"]
 
 
 def _recording_python(directory: Path, log: Path) -> Path:
