@@ -21,7 +21,9 @@ def test_curves_render_to_png(tmp_path):
 def test_summary_has_every_stage_in_numbers():
     md = render_summary(
         profile="tiny",
-        collect={"rows": 10, "quarantined": 2, "by_data_type": {"image": 4, "video": 6}, "by_problem_type": {"OCR": 10}},
+        collect={"rows": 10, "quarantined": 2, "by_data_type": {"image": 4, "video": 6}, "by_problem_type": {"OCR": 10},
+                 "balance": {"src/a": {"available": 8, "kept": 6, "weight": 0.75, "cap": None},
+                             "src/b": {"available": 4, "kept": 4, "weight": 1.0, "cap": 300}}},
         quarantine_reasons={"media: unreadable": 2},
         cot={"teacher": "scripted", "completed": 9, "rows_in": 10, "errors": 1, "errors_by_reason": {"unreadable media": 1}},
         filter_={"kept": 6, "rows_in": 9, "kept_share": 0.6667, "rules": {"format": {"removed": 3, "failed": 4}}},
@@ -33,6 +35,7 @@ def test_summary_has_every_stage_in_numbers():
         figures={"SFT loss": "figures/sft_loss.png"},
     )
     for expected in ("Collected **10** rows (image 4, video 6); quarantined **2**.", "| media: unreadable | 2 |",
+                     "Balancing kept 10 of 12 valid rows", "| src/a | 8 | 0.75 | — | 6 |", "| src/b | 4 | 1.0 | 300 | 4 |",
                      "1 skipped (unreadable media: 1).", "kept **6** of 9 (66.7 %)", "| format | 3 | 4 |",
                      "loss 5.000 (first 2 steps) → 1.000 (last 2)", "## RL (T-GRPO)", "| reward | 0.500 | 0.750 |",
                      "![SFT loss](figures/sft_loss.png)", "| rl | 8 |"):

@@ -35,6 +35,13 @@ def render_summary(
     if quarantine_reasons:
         lines += ["", "Quarantine reasons:", ""]
         lines += _table(["step: reason", "rows"], sorted(quarantine_reasons.items(), key=lambda kv: -kv[1]))
+    balance = collect["balance"]
+    if balance:
+        valid, kept = (sum(b[k] for b in balance.values()) for k in ("available", "kept"))
+        lines += ["", f"Balancing kept {kept} of {valid} valid rows (`collect.sources`: weight, then cap):", ""]
+        lines += _table(["data source", "valid", "weight", "cap", "kept"],
+                        [(src, b["available"], b["weight"], "—" if b["cap"] is None else b["cap"], b["kept"])
+                         for src, b in sorted(balance.items())])
     lines += ["", "## CoT and filter", "",
               f"Teacher `{cot['teacher']}`: {cot['completed']} of {cot['rows_in']} rows completed, {cot['errors']} skipped"
               + (f" ({', '.join(f'{k}: {v}' for k, v in cot['errors_by_reason'].items())})." if cot.get("errors_by_reason") else "."),
