@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import networkx as nx
-from dvc.repo import Repo
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 
@@ -30,6 +29,10 @@ def pool_of(stage: str) -> str:
 def run_order(project: Path) -> list[str]:
     """DVC's stages (foreach entries expanded) in an order that runs every stage after what it depends on,
     dvc.yaml's order where the graph leaves a choice, so a stage added anywhere in the file still runs right."""
+    # Imported here: dvc.repo loaded before Prefect's `flow` (with torch already loaded) closes pytest's
+    # captured stderr at exit, so importing this module from a test would crash the test run.
+    from dvc.repo import Repo
+
     with Repo(str(project)) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         position = {stage: i for i, stage in enumerate(graph.nodes)}
