@@ -25,6 +25,7 @@ from videor1.models import check_model_dir, load_processor, model_signature
 from videor1.store import ResultStore, fingerprint
 
 from .params import set_threads, stage_params
+from .tables import read_stage_table
 
 IN_TABLE = Path("data/collected.parquet")
 LOG = Path("data/cot/completions.jsonl")
@@ -72,9 +73,7 @@ def cot_table(rows: list[dict], records: list[dict]) -> pl.DataFrame:
 def main() -> None:
     p = stage_params("cot")
     set_threads(p.get("threads", 1))
-    if not IN_TABLE.is_file():
-        sys.exit(f"cot: {IN_TABLE} does not exist (run `dvc repro collect`)")
-    rows = COLLECTED_TABLE_SCHEMA.validate(pl.read_parquet(IN_TABLE)).to_dicts()
+    rows = read_stage_table("cot", IN_TABLE, COLLECTED_TABLE_SCHEMA, made_by="collect").to_dicts()
     try:
         teacher = make_teacher(p)
     except (FileNotFoundError, ValueError) as err:

@@ -12,6 +12,7 @@ from videor1.data.schema import COT_FILTERED_SCHEMA, COT_SCHEMA
 from videor1.io import atomic_path, write_json
 
 from .params import stage_params
+from .tables import read_stage_table
 
 IN_TABLE = Path("data/cot.parquet")
 OUT_TABLE = Path("data/cot_filtered.parquet")
@@ -20,9 +21,7 @@ OUT_METRICS = Path("metrics/filter.json")
 
 def main() -> None:
     p = stage_params("filter")
-    if not IN_TABLE.is_file():
-        sys.exit(f"filter: {IN_TABLE} does not exist (run `dvc repro cot`)")
-    table = COT_SCHEMA.validate(pl.read_parquet(IN_TABLE))
+    table = read_stage_table("filter", IN_TABLE, COT_SCHEMA, made_by="cot")
     cfg = FilterConfig(**{k: v for k, v in p.items() if k != "examples"})
     result = apply_filter(table.to_dicts(), cfg, examples=p.get("examples", 3))
     if not result.kept:

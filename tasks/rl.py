@@ -14,7 +14,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import polars as pl
 import torch
 
 from videor1.data.schema import COLLECTED_TABLE_SCHEMA
@@ -26,6 +25,7 @@ from videor1.rl import RLConfig, RLTrainer
 from videor1.store import fingerprint
 
 from .params import set_threads, stage_params
+from .tables import read_stage_table
 
 IN_TABLE = Path("data/collected.parquet")
 OUT_MODEL = Path("models/rl")
@@ -56,9 +56,7 @@ def window_mean(records: list[dict], key: str, n: int, last: bool) -> float | No
 def main() -> None:
     p = stage_params("rl")
     set_threads(p.get("threads", 1))
-    if not IN_TABLE.is_file():
-        sys.exit(f"rl: {IN_TABLE} does not exist (run `dvc repro collect`)")
-    rows = COLLECTED_TABLE_SCHEMA.validate(pl.read_parquet(IN_TABLE)).to_dicts()
+    rows = read_stage_table("rl", IN_TABLE, COLLECTED_TABLE_SCHEMA, made_by="collect").to_dicts()
     policy_dir = Path(p["policy"])
     try:
         processor = load_processor(policy_dir)

@@ -15,7 +15,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import polars as pl
 import torch
 
 from videor1.data.schema import COT_FILTERED_SCHEMA
@@ -26,6 +25,7 @@ from videor1.sft import SftCollator, SftConfig, SftDataset, SftTrainer, last_com
 from videor1.store import fingerprint
 
 from .params import set_threads, stage_params
+from .tables import read_stage_table
 
 IN_TABLE = Path("data/cot_filtered.parquet")
 OUT_MODEL = Path("models/sft")
@@ -67,9 +67,7 @@ def main() -> None:
     p = stage_params("sft")
     relaunch_distributed(int(p.get("gpus", 1)))
     set_threads(p.get("threads", 1))
-    if not IN_TABLE.is_file():
-        sys.exit(f"sft: {IN_TABLE} does not exist (run `dvc repro filter`)")
-    rows = COT_FILTERED_SCHEMA.validate(pl.read_parquet(IN_TABLE)).to_dicts()
+    rows = read_stage_table("sft", IN_TABLE, COT_FILTERED_SCHEMA, made_by="filter").to_dicts()
     base = Path(p["base_model"])
     try:
         processor = load_processor(base)
