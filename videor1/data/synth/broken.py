@@ -1,10 +1,10 @@
 """A handful of rows that must not get through collect, one per way real data goes wrong.
 
 Written to ``train_broken.json`` beside the good rows so the default pipeline exercises the
-quarantine: each row below is rejected by collect with the reason in its ``expect`` note
-(``BROKEN_CASES``), and the summary report shows them. Real datasets have all of these:
-crawled videos that are empty, cut off mid-download or not videos at all, clips too short to
-sample, banner images, dangling paths or paths out of the data root, rows that break the schema, duplicate ids.
+quarantine: collect rejects each row at the step ``BROKEN_CASES`` names, and the summary report
+counts them. Real datasets have all of these: crawled videos that are empty, cut off mid-download
+or not videos at all, clips too short to sample, banner images, dangling paths or paths out of the
+data root, rows that break the schema, duplicate ids.
 """
 
 from __future__ import annotations
