@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 from tqdm import tqdm
 
-from videor1.cot import ModelTeacher, ScriptedTeacher, Teacher, generate_cot
+from videor1.cot import ModelTeacher, ScriptedTeacher, Teacher, TeacherDied, generate_cot
 from videor1.data.schema import COLLECTED_TABLE_SCHEMA, COT_SCHEMA
 from videor1.generation import SamplingConfig, make_backend
 from videor1.io import atomic_path, write_json, write_jsonl
@@ -79,12 +79,19 @@ def main() -> None:
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"cot: {err}")
     store = ResultStore(LOG, fingerprint(teacher.config()), key="row_key")
+    max_attempts = p.get("max_attempts", 3)
     start = time.perf_counter()
     with tqdm(total=len(rows), desc=f"cot ({p['teacher']})", unit="row", dynamic_ncols=True) as bar:
-        records, generated = generate_cot(rows, teacher, store, batch_size=p["batch_size"], on_progress=bar.update)
+        try:
+            records, generated = generate_cot(rows, teacher, store, batch_size=p["batch_size"], max_attempts=max_attempts,
+                                              on_progress=bar.update)
+        except TeacherDied as err:
+            sys.exit(f"cot: stopped: {err}. Every finished row is kept in {LOG}; rerun the stage to go on.")
     seconds = time.perf_counter() - start
-    errors = [{"problem_id": row["problem_id"], "data_source": row["data_source"], "path": row["path"], "reason": rec["error"]}
+    errors = [{"problem_id": row["problem_id"], "data_source": row["data_source"], "path": row["path"], "reason": rec["error"],
+               "attempts": rec.get("attempts", 1), "will_retry": bool(rec.get("retry")) and rec.get("attempts", 1) < max_attempts}
               for row, rec in zip(rows, records) if rec["completion"] is None]
+    retrying = sum(e["will_retry"] for e in errors)
     if len(errors) == len(rows):
         sys.exit(f"cot: the teacher processed none of {len(rows)} rows; first reason: {errors[0]['reason'] if errors else '-'}")
     table = cot_table(rows, records)
@@ -98,12 +105,16 @@ def main() -> None:
         "completed": table.height,
         "errors": len(errors),
         "errors_by_reason": dict(sorted(reasons.items())),
+        "errors_to_retry": retrying,
+        "max_attempts": max_attempts,
         "generated_now": generated,
         "seconds": round(seconds, 2),
         "rows_per_second": round(generated / seconds, 2) if generated else None,
         "spoiled": dict(sorted(Counter(str(s) for s in table["teacher_spoil"].to_list()).items())),
     })
     print(f"cot: {table.height} of {len(rows)} rows completed ({generated} now), {len(errors)} skipped {dict(reasons)}")
+    if retrying:
+        print(f"cot: the teacher failed on {retrying} rows (attempt < {max_attempts}): `dvc repro -f cot` tries them again")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ CHECKPOINTS = Path("models/rl-checkpoints")
 OUT_PLOT = Path("plots/rl.csv")
 OUT_METRICS = Path("metrics/rl.json")
 TENSORBOARD = Path("logs/rl")
-CURVE_FIELDS = ["step", "reward", "accuracy", "format", "temporal_fired", "shuffled_accuracy", "completion_length", "kl",
+CURVE_FIELDS = ["step", "reward", "accuracy", "format", "temporal_fired", "shuffled_accuracy", "completion_length",
+                "distinct_completions", "kl",
                 "loss", "all_correct", "all_wrong", "grad_norm", "learning_rate", "time_rollout_s", "time_scoring_s",
                 "time_update_s"]
 
@@ -68,10 +69,12 @@ def main() -> None:
     prepare_checkpoints(fingerprint({"params": p, "rows": [(r["problem_id"], r["path"]) for r in rows],
                                      "policy": model_signature(policy_dir)}))
     per_step_sequences = cfg.prompts_per_step * (cfg.num_generations + cfg.num_generations // 2)
-    if p.get("rollout_backend", "transformers") == "vllm":  # GPU environment; weights synced after each update
+    if p.get("rollout_backend", "transformers") == "vllm":  # colocated engine; weights synced after each update
         backend = make_backend("vllm", str(policy_dir), tensor_parallel_size=p.get("tensor_parallel_size", 1),
                                max_model_len=cfg.max_prompt_length + cfg.max_completion_length, dtype=p.get("model_dtype", "bfloat16"),
                                gpu_memory_utilization=p.get("gpu_memory_utilization", 0.3), seed=cfg.seed)
+    elif p.get("rollout_backend", "transformers") != "transformers":
+        sys.exit(f"rl: rollout_backend must be transformers or vllm, got {p['rollout_backend']!r}")
     else:
         backend = TransformersBackend(model, processor, batch_size=per_step_sequences)  # one generate call per step
     trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, CHECKPOINTS)

@@ -193,6 +193,9 @@ def test_a_teacher_error_on_one_row_does_not_stop_the_others(model_teacher, fact
         def __init__(self, inner):
             self.inner = inner
 
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
         def generate(self, requests, sampling):
             if any(r.medium is not None and r.medium.data_type == "image" for r in requests):
                 raise RuntimeError("CUDA error: device-side assert triggered")

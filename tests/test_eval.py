@@ -34,6 +34,9 @@ class CountingBackend:
     def __init__(self, inner, fail_after_batches: int | None = None):
         self.inner, self.fail_after, self.rows, self.batches = inner, fail_after_batches, [], 0
 
+    def __getattr__(self, name):  # processor, prompt_limit: the wrapped backend's
+        return getattr(self.inner, name)
+
     def generate(self, requests, sampling):
         if self.fail_after is not None and self.batches >= self.fail_after:
             raise KeyboardInterrupt("killed")

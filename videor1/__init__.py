@@ -1,7 +1,7 @@
 """videor1: the Video-R1 recipe (data, CoT, SFT, T-GRPO, eval) as a reproducible pipeline."""
 
-from ._torchvision import ensure_torchvision
+from . import _torchvision
 
-ensure_torchvision()
+_torchvision.install()  # cheap: torchvision is fixed when first imported (see videor1/_torchvision.py)
 
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@
 from .filter import FilterConfig, FilterResult, apply_filter, repeated_ngram_share, rules, think_text, well_formed
 from .runner import generate_cot, row_key
 from .scripted import SPOILS, ScriptedTeacher
-from .teacher import ModelTeacher, Teacher, TeacherOutput, media_tokens
+from .teacher import ModelTeacher, Teacher, TeacherDied, TeacherOutput
 
 __all__ = [
     "SPOILS",
@@ -12,10 +12,10 @@ __all__ = [
     "ModelTeacher",
     "ScriptedTeacher",
     "Teacher",
+    "TeacherDied",
     "TeacherOutput",
     "apply_filter",
     "generate_cot",
-    "media_tokens",
     "repeated_ngram_share",
     "row_key",
     "rules",

@@ -8,18 +8,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..generation import GenerationBackend, GenerationRequest, SamplingConfig, chat_text
-from ..media import MediaError, MediaRules, Medium, load_medium
+from ..generation import GenerationBackend, GenerationRequest, SamplingConfig, too_long
+from ..media import MediaError, MediaRules, load_medium
 from ..prompts import user_message
 
 
 @dataclass
 class TeacherOutput:
-    """A completion, or the reason the teacher could not process the row (then ``completion`` is None)."""
+    """A completion, or the reason the teacher could not process the row (then ``completion`` is None).
+
+    ``retry``: the failure was the teacher's (an exception while generating), not the row's (unreadable media,
+    an over-long prompt): the row is tried again on the next run, up to the stage's attempt cap.
+    """
 
     completion: str | None
     error: str | None = None
     meta: dict = field(default_factory=dict)
+    retry: bool = False
+
+
+class TeacherDied(RuntimeError):
+    """The teacher can process no row at all (its engine died): the stage stops, finished rows are kept."""
 
 
 class Teacher(Protocol):
@@ -32,15 +41,9 @@ class Teacher(Protocol):
         ...
 
 
-def media_tokens(medium: Medium | None, merge: int = 2, patch: int = 14, temporal: int = 2) -> int:
-    """How many placeholder tokens the processor will expand the medium into (Qwen2.5-VL's 2x2 merge)."""
-    if medium is None:
-        return 0
-    if medium.data_type == "image":
-        h, w = medium.image.height, medium.image.width
-        return (h // patch) * (w // patch) // (merge * merge)
-    t, _, h, w = medium.video.frames.shape
-    return -(-t // temporal) * (h // patch) * (w // patch) // (merge * merge)
+def engine_dead(err: BaseException) -> bool:
+    """vLLM raises EngineDeadError once its engine core is gone: every later call would fail the same way."""
+    return any(type(e).__name__ == "EngineDeadError" for e in (err, err.__cause__, err.__context__) if e is not None)
 
 
 class ModelTeacher:
@@ -62,19 +65,23 @@ class ModelTeacher:
         except (MediaError, ValueError) as err:
             return None, f"unreadable media: {err}"
         messages = [user_message(row)]
-        n = len(self.processor.tokenizer(chat_text(self.processor, messages, add_generation_prompt=True))["input_ids"])
-        n += media_tokens(medium) - 1  # the one placeholder becomes that many tokens
-        if n > self.max_prompt_tokens:
-            return None, f"prompt too long: {n} tokens > {self.max_prompt_tokens}"
+        if reason := too_long(self.processor, messages, medium, self.max_prompt_tokens):
+            return None, reason
         return GenerationRequest(messages, medium), None
 
     def _generate(self, requests: list[GenerationRequest]) -> list[TeacherOutput]:
         try:
             results = self.backend.generate(requests, self.sampling)
-        except Exception as err:  # isolate the row that breaks the batch instead of losing the batch
+        except Exception as err:
+            if engine_dead(err):
+                raise TeacherDied(f"the teacher's engine died: {type(err).__name__}: {err}") from err
             if len(requests) == 1:
-                return [TeacherOutput(None, f"teacher failed: {type(err).__name__}: {err}")]
-            return [out for r in requests for out in self._generate([r])]
+                return [TeacherOutput(None, f"teacher failed: {type(err).__name__}: {err}", retry=True)]
+            # isolate the row that breaks the batch instead of losing the batch
+            outputs = [out for r in requests for out in self._generate([r])]
+            if all(o.retry for o in outputs):  # not one row: the teacher itself is broken, not the rows
+                raise TeacherDied(f"the teacher failed on every row of a batch of {len(requests)}; first: {outputs[0].error}")
+            return outputs
         return [TeacherOutput(c[0].text, meta={"completion_tokens": len(c[0].token_ids), "finished": c[0].finished})
                 for c in results]
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..generation import GenerationBackend, GenerationRequest, SamplingConfig
+from ..generation import GenerationBackend, GenerationRequest, SamplingConfig, too_long
 from ..media import MediaError, MediaRules, load_medium
 from ..prompts import QUESTION_TEMPLATE, TYPE_SUFFIX, user_message
 from ..store import ResultStore, fingerprint
@@ -71,8 +71,9 @@ def evaluate_rows(
     """Results for every row, in row order, and how many were generated now (the rest came from ``store``).
 
     A result is the row plus ``output`` (the decoded text), ``completion_tokens``,
-    ``finished`` and ``num_frames``; a row whose medium cannot be read gets
-    ``output: None`` and ``error`` instead. Batches go to ``store`` as they finish.
+    ``finished`` and ``num_frames``; a row whose medium cannot be read, or whose
+    prompt is longer than the backend takes, gets ``output: None`` and ``error``
+    instead. Batches go to ``store`` as they finish.
     """
     _check_ids(rows)
     done = store.load()
@@ -86,6 +87,9 @@ def evaluate_rows(
             loaded = [f.result() for f in pending]
             if b + 1 < len(batches):  # decode the next batch's media while this one generates
                 pending = [pool.submit(_load, r, run) for r in batches[b + 1]]
+            limit = backend.prompt_limit(run.sampling)
+            loaded = [(medium, err or too_long(backend.processor, [user_message(row)], medium, limit))
+                      for row, (medium, err) in zip(batch, loaded)]  # an over-long prompt: the row's error, not a crash
             ok = [(row, medium) for row, (medium, err) in zip(batch, loaded) if err is None]
             outputs = backend.generate([GenerationRequest([user_message(row)], medium) for row, medium in ok],
                                        run.sampling) if ok else []

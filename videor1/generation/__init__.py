@@ -1,8 +1,8 @@
-"""Generation backends behind one interface: transformers in-process, vLLM offline (GPU)."""
+"""Generation backends behind one interface: transformers in process, vLLM (CUDA or CPU build)."""
 
-from .base import Completion, GenerationBackend, GenerationRequest, SamplingConfig
+from .base import Completion, GenerationBackend, GenerationRequest, PromptTooLong, SamplingConfig
 from .hf import TransformersBackend
-from .inputs import chat_text, processor_inputs
+from .inputs import chat_text, media_tokens, processor_inputs, prompt_length, too_long
 
 
 def make_backend(kind: str, model_path: str, *, batch_size: int = 8, device: str = "cpu", dtype: str = "float32",
@@ -24,5 +24,5 @@ def make_backend(kind: str, model_path: str, *, batch_size: int = 8, device: str
     raise ValueError(f"unknown generation backend {kind!r} (expected 'transformers' or 'vllm')")
 
 
-__all__ = ["Completion", "GenerationBackend", "GenerationRequest", "SamplingConfig", "TransformersBackend",
-           "chat_text", "make_backend", "processor_inputs"]
+__all__ = ["Completion", "GenerationBackend", "GenerationRequest", "PromptTooLong", "SamplingConfig", "TransformersBackend",
+           "chat_text", "make_backend", "media_tokens", "processor_inputs", "prompt_length", "too_long"]

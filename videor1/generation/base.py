@@ -11,13 +11,19 @@ from ..media import Medium
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Decoding settings. Defaults are the paper's eval decoding (spec section 6)."""
+    """Decoding settings, the same on every backend. Defaults are the paper's eval decoding (spec section 6).
+
+    Every knob is explicit: a checkpoint's own ``generation_config.json`` (Qwen2.5-VL-7B-Instruct ships
+    ``repetition_penalty`` 1.05, ``top_k`` 1) never applies, so RL rollouts are samples of the policy itself.
+    """
 
     temperature: float = 0.01
     top_p: float = 0.001
+    top_k: int | None = None  # None: off
+    repetition_penalty: float = 1.0
     max_new_tokens: int = 1024
     n: int = 1  # completions per request
-    seed: int = 0
+    seed: int = 0  # request i's completion k is sampled with seed + i * n + k (vLLM); one seeded batch (transformers)
 
 
 @dataclass
@@ -35,7 +41,17 @@ class Completion:
     finished: bool  # False when it stopped at max_new_tokens
 
 
+class PromptTooLong(ValueError):
+    """A request whose prompt does not fit; callers skip and log such rows before generating (``prompt_length``)."""
+
+
 class GenerationBackend(Protocol):
+    processor: object  # the model's processor: prompts are templated and measured with it
+
+    def prompt_limit(self, sampling: SamplingConfig) -> int:
+        """The longest prompt (in tokens, placeholders expanded) that leaves room for ``max_new_tokens``."""
+        ...
+
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[Completion]]:
         """``sampling.n`` completions for each request, in request order."""
         ...

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import torch
+from transformers import GenerationConfig
 
 from ..models import VISION_TOKENS
-from .base import Completion, GenerationRequest, SamplingConfig
-from .inputs import chat_text, processor_inputs
+from .base import Completion, GenerationRequest, PromptTooLong, SamplingConfig
+from .inputs import chat_text, processor_inputs, too_long
 
 
 def end_token_ids(model, tokenizer) -> list[int]:
@@ -34,6 +36,18 @@ def cut_at_end(ids: list[int], end_ids: set[int], pad_id: int | None) -> tuple[l
     return ids, False
 
 
+@contextmanager
+def only_our_decoding(model, config: GenerationConfig):
+    """transformers fills every knob a call leaves unset from ``model.generation_config`` (the checkpoint's
+    repetition penalty, top_k, ...): swap in one that holds only the special tokens for the call."""
+    saved = model.generation_config
+    model.generation_config = config
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
 class TransformersBackend:
     """``GenerationBackend`` over a loaded ``Qwen2_5_VLForConditionalGeneration`` and its processor."""
 
@@ -44,29 +58,35 @@ class TransformersBackend:
         self.tokenizer = processor.tokenizer
         self.end_ids = end_token_ids(model, self.tokenizer)
         self.suppress_ids = vision_token_ids(self.tokenizer)
+        self.clean_config = GenerationConfig(eos_token_id=self.end_ids, pad_token_id=self.tokenizer.pad_token_id,
+                                             bos_token_id=model.generation_config.bos_token_id)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def prompt_limit(self, sampling: SamplingConfig) -> int:
+        """The longest prompt that leaves room for ``max_new_tokens`` within the model's positions."""
+        return self.model.config.text_config.max_position_embeddings - sampling.max_new_tokens
 
     @torch.inference_mode()
     def _generate_batch(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, seed: int) -> list[list[Completion]]:
         texts = [chat_text(self.processor, r.messages, add_generation_prompt=True) for r in requests]
         inputs = processor_inputs(self.processor, texts, [r.medium for r in requests]).to(self.device)
         do_sample = sampling.temperature > 0
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+                only_our_decoding(self.model, self.clean_config):
             torch.manual_seed(seed)
             out = self.model.generate(
                 **inputs,
                 do_sample=do_sample,
                 temperature=sampling.temperature if do_sample else None,
                 top_p=sampling.top_p if do_sample else None,
-                top_k=None,  # the checkpoint's generation config may set one; the paper's decoding has none
+                top_k=sampling.top_k if do_sample else None,
+                repetition_penalty=sampling.repetition_penalty,
                 max_new_tokens=sampling.max_new_tokens,
                 num_return_sequences=sampling.n,
                 suppress_tokens=self.suppress_ids,
-                eos_token_id=self.end_ids,
-                pad_token_id=self.tokenizer.pad_token_id,
             )
         new = out[:, inputs["input_ids"].shape[1]:].tolist()
         ends = set(self.end_ids)
@@ -79,6 +99,10 @@ class TransformersBackend:
         return [completions[i * n:(i + 1) * n] for i in range(len(requests))]
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[Completion]]:
+        limit = self.prompt_limit(sampling)
+        for r in requests:
+            if reason := too_long(self.processor, r.messages, r.medium, limit):
+                raise PromptTooLong(f"{reason}: check lengths with generation.too_long before generating")
         results = []
         for start in range(0, len(requests), self.batch_size):
             batch = requests[start:start + self.batch_size]

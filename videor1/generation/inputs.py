@@ -5,6 +5,7 @@ section 5), so the processor is told not to sample or resize again; the video's
 sampled fps goes in as metadata so ``second_per_grid_ts`` (temporal positions)
 is right. The result carries ``mm_token_type_ids`` and ``second_per_grid_ts``:
 pass both to the model, or M-RoPE silently falls back to other positions.
+vLLM gets the same frames, metadata and processor switches (``vllm_engine``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,20 @@ from transformers.video_utils import VideoMetadata
 
 from ..media import Medium
 
+# What the processor must not redo: our readers already sampled and resized (spec section 5).
+IMAGE_KWARGS = {"do_resize": False}
+VIDEO_KWARGS = {"do_sample_frames": False, "do_resize": False, "cap_pixels_per_frame": True}  # the cap is moot unresized
+
 
 def chat_text(processor, messages: list[dict], *, add_generation_prompt: bool) -> str:
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
-def video_metadata(medium: Medium) -> VideoMetadata:
+def video_metadata(medium: Medium) -> dict:
+    """The sampled frames' metadata: their fps sets ``second_per_grid_ts`` (= temporal patch / fps)."""
     n = medium.num_frames
-    return VideoMetadata(total_num_frames=n, fps=medium.video.sample_fps, frames_indices=list(range(n)))
+    fps = medium.video.sample_fps
+    return {"total_num_frames": n, "fps": fps, "frames_indices": list(range(n)), "duration": n / fps}
 
 
 def processor_inputs(processor, texts: Sequence[str], media: Sequence[Medium | None], *, padding_side: str = "left") -> BatchFeature:
@@ -33,10 +40,33 @@ def processor_inputs(processor, texts: Sequence[str], media: Sequence[Medium | N
     kwargs = {}
     if images:
         kwargs["images"] = images
-        kwargs["images_kwargs"] = {"do_resize": False}
+        kwargs["images_kwargs"] = dict(IMAGE_KWARGS)
     if videos:
         kwargs["videos"] = [m.video.frames for m in videos]
-        kwargs["videos_kwargs"] = {"video_metadata": [video_metadata(m) for m in videos],
-                                   "do_sample_frames": False, "do_resize": False,
-                                   "cap_pixels_per_frame": True}  # moot without resizing; silences a warning
+        kwargs["videos_kwargs"] = {"video_metadata": [VideoMetadata(**video_metadata(m)) for m in videos], **VIDEO_KWARGS}
     return processor(text=list(texts), padding=True, padding_side=padding_side, return_tensors="pt", **kwargs)
+
+
+def media_tokens(medium: Medium | None, merge: int = 2, patch: int = 14, temporal: int = 2) -> int:
+    """How many placeholder tokens the processor expands the medium into (Qwen2.5-VL's 2x2 merge)."""
+    if medium is None:
+        return 0
+    if medium.data_type == "image":
+        h, w = medium.image.height, medium.image.width
+        return (h // patch) * (w // patch) // (merge * merge)
+    t, _, h, w = medium.video.frames.shape
+    return -(-t // temporal) * (h // patch) * (w // patch) // (merge * merge)
+
+
+def prompt_length(processor, messages: list[dict], medium: Medium | None) -> int:
+    """Tokens of the chat-templated prompt once its one placeholder is expanded; no pixels are processed."""
+    n = len(processor.tokenizer(chat_text(processor, messages, add_generation_prompt=True))["input_ids"])
+    return n + (media_tokens(medium) - 1 if medium is not None else 0)
+
+
+def too_long(processor, messages: list[dict], medium: Medium | None, limit: int | None) -> str | None:
+    """The reason a prompt cannot be generated from (its length over ``limit``), or None when it fits."""
+    if limit is None:
+        return None
+    n = prompt_length(processor, messages, medium)
+    return f"prompt too long: {n} tokens > {limit}" if n > limit else None

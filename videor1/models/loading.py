@@ -9,6 +9,7 @@ import torch
 from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
 from ..io import atomic_path
+from .rope import use_reference_positions
 
 REQUIRED_FILES = ("config.json", "tokenizer_config.json")
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")  # transformers 5 writes the first, hub models ship the second
@@ -32,6 +33,7 @@ def check_model_dir(path: str | Path) -> Path:
 def load_model(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Qwen2_5_VLForConditionalGeneration:
     path = check_model_dir(path)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, local_files_only=True)
+    use_reference_positions(model)
     return model.to(device).eval()
 
 

@@ -21,6 +21,7 @@ from transformers import (
     Qwen2Tokenizer,
 )
 
+from .rope import use_reference_positions
 from .tokenizer import chat_template
 
 
@@ -96,6 +97,7 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer: Qwen2Tokenizer) -> Qwen2_5
     model.generation_config.eos_token_id = [config.text_config.eos_token_id]
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     model.config.videor1_tiny = asdict(cfg)  # recorded in config.json: how this model was made
+    use_reference_positions(model)
     return model.eval()
 
 

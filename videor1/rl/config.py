@@ -26,8 +26,10 @@ class RLConfig:
     max_grad_norm: float = 5.0
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int | None = None  # None: off; rollouts are samples of the policy, not of the checkpoint's decoding
+    repetition_penalty: float = 1.0
     max_completion_length: int = 768
-    max_prompt_length: int = 16384
+    max_prompt_length: int = 16384  # longer prompts are skipped and logged with their length
     save_steps: int = 100
     sample_dump_steps: int = 0  # > 0: write a few completions every that many steps
     seed: int = 0

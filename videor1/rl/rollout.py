@@ -51,7 +51,12 @@ def rollout(
     sampling: SamplingConfig,
     seed: int,
 ) -> list[Group]:
-    """Sample every group of a step in one ``generate`` call (the backend batches them together)."""
+    """Sample every group of a step in one ``generate`` call (the backend batches them together).
+
+    Each of the G (and G/2 shuffled) requests is its own sample: the backends give every request of a call its
+    own seed (vLLM) or draw them from one seeded generator (transformers), so a group's completions differ and
+    the same ``seed`` reproduces them.
+    """
     generator = torch.Generator().manual_seed(seed)
     requests, layout = [], []
     for row, medium in zip(rows, media):
@@ -71,3 +76,8 @@ def rollout(
         k += num_generations + n_shuffled
         groups.append(Group(row, prompt_inputs(processor, row, medium), ordered, shuffled, perm))
     return groups
+
+
+def distinct_completions(group: Group) -> int:
+    """How many different completions the ordered group holds (G when sampling works; 1 when every copy is one)."""
+    return len({tuple(c.token_ids) for c in group.ordered})

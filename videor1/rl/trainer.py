@@ -22,14 +22,15 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
-from ..generation import SamplingConfig
+from ..generation import SamplingConfig, too_long
 from ..io import atomic_path
 from ..media import MediaError, MediaRules, load_medium
 from ..rewards import accuracy_rewards, format_rewards
 from .algorithm import group_advantages, policy_loss, shape_rewards
 from .config import RLConfig
 from .policy import completion_logprobs
-from .rollout import Group, rollout
+from ..prompts import user_message
+from .rollout import Group, distinct_completions, rollout
 
 STEP_DIR = "step-{:06d}"
 
@@ -84,7 +85,8 @@ class RLTrainer:
                                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
         self.scheduler = get_scheduler(cfg.lr_scheduler, self.optimizer, num_warmup_steps=cfg.warmup_steps,
                                        num_training_steps=cfg.steps)
-        self.sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_completion_length)
+        self.sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                       repetition_penalty=cfg.repetition_penalty, max_new_tokens=cfg.max_completion_length)
         self.step = 0
 
     # ----- checkpoints -------------------------------------------------------------------------
@@ -138,11 +140,16 @@ class RLTrainer:
         for i in indices:
             row = self.rows[i]
             try:
-                media.append(load_medium(Path(row["media_root"]) / row["path"], row["data_type"], self.rules))
-                rows.append(row)
-            except (MediaError, ValueError) as err:  # loud, logged, and never replaced by another row
-                self.log(f"rl: skipping problem {row['problem_id']} at step {self.step}: {err}")
-                self._append(self.skip_log, {"step": self.step, "problem_id": row["problem_id"], "reason": str(err)})
+                medium = load_medium(Path(row["media_root"]) / row["path"], row["data_type"], self.rules)
+                reason = too_long(self.processor, [user_message(row)], medium, self.cfg.max_prompt_length)
+            except (MediaError, ValueError) as err:
+                reason = str(err)
+            if reason:  # loud, logged, and never replaced by another row
+                self.log(f"rl: skipping problem {row['problem_id']} at step {self.step}: {reason}")
+                self._append(self.skip_log, {"step": self.step, "problem_id": row["problem_id"], "reason": reason})
+                continue
+            rows.append(row)
+            media.append(medium)
         return rows, media
 
     def train_step(self) -> dict:
@@ -173,8 +180,7 @@ class RLTrainer:
         lr = self.scheduler.get_last_lr()[0]
         if groups:
             self.optimizer.step()
-            if hasattr(self.backend, "sync_weights"):  # an engine outside this process (vLLM) samples the next step
-                self.backend.sync_weights(self.model)
+            self.sync_rollout_weights()
         self.scheduler.step()
         t3 = time.perf_counter()
         self.step += 1
@@ -187,6 +193,7 @@ class RLTrainer:
             "temporal_fired": _mean(float(p["fired"]) for p in video) if cfg.temporal else None,
             "shuffled_accuracy": _mean(float(p["shuffled_accuracy"].mean()) for p in video if p["shuffled_accuracy"] is not None),
             "completion_length": _mean(float(p["lengths"].float().mean()) for p in parts),
+            "distinct_completions": _mean(distinct_completions(g) for g in groups),
             "kl": _mean(kls),
             "loss": _mean(losses),
             "all_correct": _mean(float(bool((p["accuracy"] > 0.1).all())) for p in parts),
@@ -207,9 +214,15 @@ class RLTrainer:
                                                 "shuffled": [c.text for c in g.shuffled[:1]], "permutation": g.permutation})
         return record
 
+    def sync_rollout_weights(self) -> None:
+        """A rollout engine with its own copy of the weights (vLLM) gets the policy's current ones."""
+        if hasattr(self.backend, "sync_weights"):
+            self.backend.sync_weights((name, t.detach()) for name, t in self.model.state_dict().items())
+
     def train(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
         """Run to ``cfg.steps`` from the last checkpoint; returns every step's record (also on disk)."""
-        self.resume()
+        if self.resume():
+            self.sync_rollout_weights()  # the engine started from the SFT weights, the run from a later step
         while self.step < self.cfg.steps:
             record = self.train_step()
             if on_step:
