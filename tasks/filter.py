@@ -24,8 +24,11 @@ def main() -> None:
     table = read_stage_table("filter", IN_TABLE, COT_SCHEMA, made_by="cot")
     cfg = FilterConfig(**{k: v for k, v in p.items() if k != "examples"})
     result = apply_filter(table.to_dicts(), cfg, examples=p.get("examples", 3))
-    if not result.kept:
-        sys.exit(f"filter: no row passed every rule ({result.metrics['rules']})")
+    if not result.kept:  # e.g. an untrained teacher: the metrics say which rule removed what, with examples
+        write_json(OUT_METRICS, result.metrics)
+        removed = ", ".join(f"{name} {r['removed']}" for name, r in result.metrics["rules"].items() if r["removed"])
+        sys.exit(f"filter: none of {result.metrics['rows_in']} CoT rows passed every rule (removed: {removed}); "
+                 f"nothing to train on. Examples per rule are in {OUT_METRICS}; check the teacher (cot.teacher, cot.model).")
     kept = COT_FILTERED_SCHEMA.validate(pl.DataFrame(result.kept, schema={**table.schema, "process": pl.Utf8, "teacher_answer": pl.Utf8}))
     with atomic_path(OUT_TABLE) as tmp:
         kept.write_parquet(tmp)

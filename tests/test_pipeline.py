@@ -4,6 +4,7 @@ The whole pipeline end to end runs in tests/test_orchestration.py, through Prefe
 
 from __future__ import annotations
 
+import csv
 import os
 import json
 import re
@@ -188,3 +189,37 @@ def test_killed_sft_resumes_with_the_same_steps_and_data_order(project):
     metrics = json.loads((project / "metrics" / "sft.json").read_text())
     assert metrics["steps"] == full["steps"] == 24 and metrics["resumed_from_step"] == resumed["start"]
     assert metrics["loss_last_window"] == pytest.approx(full["loss_last_window"], rel=1e-4)
+
+
+def _set(project: Path, stage: str, **values) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tiny"][stage].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_the_vllm_teacher_runs_the_cot_stage_and_the_filter_stops_cleanly(project):
+    _set(project, "cot", teacher="vllm", max_new_tokens=24)  # models/base: a random model writes nonsense
+    sh(project, sys.executable, "-m", "dvc", "repro", "base_model")  # the teacher's model is not a DVC dep of cot
+    sh(project, sys.executable, "-m", "dvc", "repro", "cot")
+    cot = json.loads((project / "metrics" / "cot.json").read_text())
+    assert cot["teacher"] == "vllm" and cot["completed"] == cot["rows_in"] > 0 and cot["errors"] == 0
+    filtered = sh(project, sys.executable, "-m", "dvc", "repro", "filter", check=False)
+    assert filtered.returncode != 0 and "Traceback" not in filtered.stderr
+    assert "filter: none of" in filtered.stderr and "nothing to train on" in filtered.stderr
+
+
+@pytest.mark.slow
+def test_rl_rollouts_and_eval_on_vllm(project):
+    _set(project, "rl", rollout_backend="vllm")
+    _set(project, "eval", backend="vllm", frames=[4])
+    sh(project, sys.executable, "-m", "dvc", "repro", "evaluate@rl")
+    rl = json.loads((project / "metrics" / "rl.json").read_text())
+    assert rl["steps"] == 4 and rl["skipped_rows"] == 0
+    with (project / "plots" / "rl.csv").open() as fh:
+        curve = list(csv.DictReader(fh))
+    assert len(curve) == 4 and all(float(r["distinct_completions"]) > 1 for r in curve)
+    for bench in ("mvbench", "vsibench"):  # per-row outputs, comparable row by row across backends
+        rows = [json.loads(line) for line in (project / "data" / "eval" / "rl" / f"{bench}@4.jsonl").read_text().splitlines()]
+        assert len(rows) == 2 and all(r["output"] is not None and r["problem_id"] is not None for r in rows)
+    assert json.loads((project / "metrics" / "eval_rl.json").read_text())["frames"]["4"]["mean"] is not None
