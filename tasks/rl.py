@@ -24,7 +24,7 @@ from videor1.models import load_model, load_processor, model_signature
 from videor1.rl import RLConfig, RLTrainer
 from videor1.store import fingerprint
 
-from .params import set_threads, stage_params
+from .params import result_params, set_threads, stage_params
 from .tables import read_stage_table
 
 IN_TABLE = Path("data/collected.parquet")
@@ -61,17 +61,20 @@ def main() -> None:
     policy_dir = Path(p["policy"])
     try:
         processor = load_processor(policy_dir)
-        model = load_model(policy_dir, dtype=getattr(torch, p.get("model_dtype", "float32")), device=p.get("device", "cpu"))
+        model = load_model(policy_dir, dtype=torch.float32, device=p.get("device", "cpu"))  # the fp32 master weights
     except FileNotFoundError as err:
         sys.exit(f"rl: {err}")
-    ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     cfg = RLConfig(**p["train"])
-    prepare_checkpoints(fingerprint({"params": p, "rows": [(r["problem_id"], r["path"]) for r in rows],
+    if cfg.compute_dtype not in ("float32", "bfloat16"):
+        sys.exit(f"rl: train.compute_dtype must be float32 or bfloat16, got {cfg.compute_dtype!r}")
+    # frozen: it only ever runs forwards, so it is kept in the compute dtype
+    ref_model = copy.deepcopy(model).to(getattr(torch, cfg.compute_dtype)).eval().requires_grad_(False)
+    prepare_checkpoints(fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["path"]) for r in rows],
                                      "policy": model_signature(policy_dir)}))
     per_step_sequences = cfg.prompts_per_step * (cfg.num_generations + cfg.num_generations // 2)
     if p.get("rollout_backend", "transformers") == "vllm":  # colocated engine; weights synced after each update
         backend = make_backend("vllm", str(policy_dir), tensor_parallel_size=p.get("tensor_parallel_size", 1),
-                               max_model_len=cfg.max_prompt_length + cfg.max_completion_length, dtype=p.get("model_dtype", "bfloat16"),
+                               max_model_len=cfg.max_prompt_length + cfg.max_completion_length, dtype=cfg.compute_dtype,
                                gpu_memory_utilization=p.get("gpu_memory_utilization", 0.3), seed=cfg.seed)
     elif p.get("rollout_backend", "transformers") != "transformers":
         sys.exit(f"rl: rollout_backend must be transformers or vllm, got {p['rollout_backend']!r}")

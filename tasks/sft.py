@@ -24,7 +24,7 @@ from videor1.models import load_model, load_processor, model_signature
 from videor1.sft import SftCollator, SftConfig, SftDataset, SftTrainer, last_complete_checkpoint, loss_curve, peak_memory_mb
 from videor1.store import fingerprint
 
-from .params import set_threads, stage_params
+from .params import result_params, set_threads, stage_params
 from .tables import read_stage_table
 
 IN_TABLE = Path("data/cot_filtered.parquet")
@@ -69,13 +69,17 @@ def main() -> None:
     set_threads(p.get("threads", 1))
     rows = read_stage_table("sft", IN_TABLE, COT_FILTERED_SCHEMA, made_by="filter").to_dicts()
     base = Path(p["base_model"])
+    if p.get("model_dtype", "float32") != "float32" and not p["train"].get("deepspeed"):
+        sys.exit(f"sft: model_dtype {p['model_dtype']} without DeepSpeed would train {p['model_dtype']} weights directly, and "
+                 "updates of ~1e-6 vanish below their spacing; keep model_dtype: float32 (the master weights) with "
+                 "train.bf16: true (bf16 compute), or use DeepSpeed, which keeps fp32 master weights itself")
     try:
         processor = load_processor(base)
         model = load_model(base, dtype=getattr(torch, p.get("model_dtype", "float32")))
     except FileNotFoundError as err:
         sys.exit(f"sft: {err}")
     cfg = SftConfig(output_dir=str(CHECKPOINTS), **p["train"])
-    run_id = fingerprint({"params": p, "rows": [(r["problem_id"], r["process"], r["solution"], r["path"]) for r in rows],
+    run_id = fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["process"], r["solution"], r["path"]) for r in rows],
                           "base": model_signature(base)})
     if int(os.environ.get("RANK", "0")) == 0:
         prepare_checkpoints(run_id)

@@ -177,11 +177,11 @@ def test_data_order_is_seeded_and_covers_every_row():
     assert data_order(10, 7, 2, seed=3) == data_order(10, 7, 2, seed=3) != data_order(10, 7, 2, seed=4)
 
 
-def make_trainer(tiny, rows, tmp_path, steps):
+def make_trainer(tiny, rows, tmp_path, steps, **overrides):
     model, processor = tiny
     policy = copy.deepcopy(model)
-    cfg = RLConfig(steps=steps, prompts_per_step=2, num_generations=4, max_completion_length=12, learning_rate=1e-3,
-                   len_min=4, len_max=12, save_steps=2, seed=0)
+    cfg = RLConfig(**{**dict(steps=steps, prompts_per_step=2, num_generations=4, max_completion_length=12, learning_rate=1e-3,
+                             len_min=4, len_max=12, save_steps=2, seed=0), **overrides})
     backend = TransformersBackend(policy, processor, batch_size=12)
     return RLTrainer(policy, copy.deepcopy(model).requires_grad_(False), processor, backend, rows, RULES, cfg, tmp_path,
                      log=lambda _: None)
@@ -238,3 +238,56 @@ def test_shared_prompt_gives_the_gradients_of_separate_forwards(tiny, rows, synt
     assert shared.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
     for name, grad in shared.items():
         assert torch.allclose(grad, dict(model.named_parameters())[name].grad, atol=1e-5, rtol=1e-4), name
+
+
+def test_a_resumed_run_logs_every_step_once(tiny, rows, tmp_path):
+    """Steps redone after a resume do not leave their first attempt's samples, skips or metrics behind."""
+    broken = [r if i % 3 else {**r, "media_root": str(tmp_path / "nowhere")} for i, r in enumerate(rows)]  # some never load
+    killed = make_trainer(tiny, broken, tmp_path, steps=4, sample_dump_steps=1)
+    for _ in range(3):  # step 3 runs, is logged, and is never checkpointed
+        killed.train_step()
+        if killed.step % 2 == 0:
+            killed.save()
+    make_trainer(tiny, broken, tmp_path, steps=4, sample_dump_steps=1).train()
+    read = lambda name: [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]  # noqa: E731
+    metric_steps = [r["step"] for r in read("metrics.jsonl")]
+    sample_steps = sorted({r["step"] for r in read("samples.jsonl")})
+    assert metric_steps == [1, 2, 3, 4] and sample_steps == [1, 2, 3, 4]
+    assert len(read("samples.jsonl")) == sum(min(2, r["groups"]) for r in read("metrics.jsonl"))
+    skips = [(r["step"], r["problem_id"]) for r in read("skipped.jsonl")]
+    assert skips and len(skips) == len(set(skips))
+
+
+def test_run_fingerprints_ignore_run_only_knobs():
+    from tasks.params import result_params
+
+    a = {"threads": 1, "media": {"fps": 2.0}, "train": {"learning_rate": 1e-3, "save_steps": 10, "logging_steps": 1,
+                                                        "dataloader_workers": 0, "sample_dump_steps": 5}}
+    b = {**a, "threads": 4, "train": {**a["train"], "save_steps": 100, "logging_steps": 10, "dataloader_workers": 8,
+                                      "sample_dump_steps": 0}}
+    assert result_params(a) == result_params(b) == {"media": {"fps": 2.0}, "train": {"learning_rate": 1e-3}}
+    assert result_params(a) != result_params({**a, "train": {**a["train"], "learning_rate": 2e-3}})
+
+
+def test_bf16_compute_moves_the_fp32_master_weights_where_pure_bf16_weights_stay(tiny, rows, synth_data, tmp_path):
+    """At the paper's lr 1e-6, one update under bf16 autocast changes nearly every fp32 master weight; the same
+    update on bf16 weights (the old paper-profile path) leaves most of them where they were."""
+    model, processor = tiny
+    row = next(r for r in rows if r["data_type"] == "video")
+    prompt = prompt_inputs(processor, row, load_medium(synth_data / row["path"], "video", RULES))
+    completions = [Completion(text="", token_ids=ids, finished=False) for ids in ([5, 6, 7, 8], [9, 10], [11, 12, 13], [14])]
+    groups, advantages = [Group(row, prompt, completions, [], None)], [T([1.0, -1.0, 0.5, -0.5])]
+
+    def share_changed(trainer) -> float:
+        before = [p.detach().float().clone() for p in trainer.model.parameters()]
+        trainer.update(groups, advantages)
+        changed = sum(int((p.detach().float() != b).sum()) for p, b in zip(trainer.model.parameters(), before))
+        return changed / sum(b.numel() for b in before)
+
+    mixed = make_trainer(tiny, rows, tmp_path / "m", steps=1, learning_rate=1e-6, compute_dtype="bfloat16")
+    assert next(mixed.model.parameters()).dtype == torch.float32
+    pure = make_trainer(tiny, rows, tmp_path / "p", steps=1, learning_rate=1e-6)
+    pure.model.to(torch.bfloat16)
+    pure.ref_model.to(torch.bfloat16)
+    mixed_share, pure_share = share_changed(mixed), share_changed(pure)
+    assert mixed_share > 0.9 and pure_share < 0.2, (mixed_share, pure_share)

@@ -10,6 +10,7 @@ one optimizer step on ``policy_loss`` against the frozen reference model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -23,7 +24,7 @@ import torch
 from transformers import get_scheduler
 
 from ..generation import SamplingConfig, too_long
-from ..io import atomic_path
+from ..io import atomic_path, write_text
 from ..media import MediaError, MediaRules, load_medium
 from ..rewards import accuracy_rewards, format_rewards
 from .algorithm import group_advantages, policy_loss, shape_rewards
@@ -61,6 +62,13 @@ def group_rewards(groups: Sequence[Group], cfg: RLConfig) -> tuple[list[torch.Te
         parts.append({"accuracy": acc, "format": fmt, "lengths": lengths, "shuffled_accuracy": shuffled, "fired": fired,
                       "video": g.row["data_type"] == "video"})
     return totals, parts
+
+
+def truncate_log(path: Path, keep: Callable[[dict], bool]) -> None:
+    """Rewrite a JSONL log (atomically) with only the records ``keep`` accepts."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if keep(json.loads(line))]
+        write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _mean(values) -> float | None:
@@ -121,9 +129,10 @@ class RLTrainer:
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
         self.step = state["step"]
-        if self.metrics_log.exists():  # steps logged after this checkpoint are redone
-            kept = [line for line in self.metrics_log.read_text().splitlines() if json.loads(line)["step"] <= self.step]
-            self.metrics_log.write_text("".join(line + "\n" for line in kept))
+        # every log forgets what the steps after this checkpoint wrote: they are redone, and would count twice
+        truncate_log(self.metrics_log, lambda r: r["step"] <= self.step)  # step: steps done when logged
+        truncate_log(self.samples_log, lambda r: r["step"] <= self.step)
+        truncate_log(self.skip_log, lambda r: r["step"] < self.step)  # step: the step being run (from 0)
         self.log(f"rl: resuming from {path} (step {self.step})")
         return self.step
 
@@ -152,26 +161,27 @@ class RLTrainer:
             media.append(medium)
         return rows, media
 
-    def train_step(self) -> dict:
+    def compute(self):
+        """Where forwards run in the compute dtype: bf16 autocast over fp32 master weights, or plain fp32. Pure bf16
+        weights would not learn at the paper's lr: AdamW's ~1e-6 steps are below bf16's spacing (spec section 8)."""
+        if self.cfg.compute_dtype == "float32":
+            return contextlib.nullcontext()
+        device = next(self.model.parameters()).device
+        return torch.autocast(device_type=device.type, dtype=getattr(torch, self.cfg.compute_dtype))
+
+    def update(self, groups: Sequence[Group], advantages: Sequence[torch.Tensor]) -> dict:
+        """One optimizer step on ``policy_loss`` over the step's groups; the rollout engine then gets the weights."""
         cfg = self.cfg
-        t0 = time.perf_counter()
-        rows, media = self._media(data_order(len(self.rows), self.step, cfg.prompts_per_step, cfg.seed))
-        self.model.eval()
-        groups = rollout(self.backend, self.processor, rows, media, num_generations=cfg.num_generations,
-                         temporal=cfg.temporal, sampling=self.sampling, seed=cfg.seed * 1_000_003 + self.step) if rows else []
-        t1 = time.perf_counter()
-        totals, parts = group_rewards(groups, cfg)
-        advantages = [group_advantages(t, cfg.num_generations) for t in totals]
-        t2 = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         losses, kls = [], []
         for g, adv in zip(groups, advantages):
             ids = [c.token_ids for c in g.ordered]
             prompt = g.prompt.to(next(self.model.parameters()).device)
-            logp, mask = completion_logprobs(self.model, prompt, ids, self.pad_id)
-            with torch.no_grad():
-                ref_logp, _ = completion_logprobs(self.ref_model, prompt, ids, self.pad_id)
+            with self.compute():
+                logp, mask = completion_logprobs(self.model, prompt, ids, self.pad_id)
+                with torch.no_grad():
+                    ref_logp, _ = completion_logprobs(self.ref_model, prompt, ids, self.pad_id)
             loss, kl = policy_loss(logp, ref_logp, adv.to(logp.device), mask, cfg.beta, aggregation=cfg.loss_aggregation)
             (loss / len(groups)).backward()  # the mean over all sequences of the step, one group at a time
             losses.append(loss.item())
@@ -182,6 +192,21 @@ class RLTrainer:
             self.optimizer.step()
             self.sync_rollout_weights()
         self.scheduler.step()
+        return {"loss": _mean(losses), "kl": _mean(kls), "grad_norm": grad_norm, "learning_rate": lr}
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        rows, media = self._media(data_order(len(self.rows), self.step, cfg.prompts_per_step, cfg.seed))
+        self.model.eval()
+        with self.compute():
+            groups = rollout(self.backend, self.processor, rows, media, num_generations=cfg.num_generations,
+                             temporal=cfg.temporal, sampling=self.sampling, seed=cfg.seed * 1_000_003 + self.step) if rows else []
+        t1 = time.perf_counter()
+        totals, parts = group_rewards(groups, cfg)
+        advantages = [group_advantages(t, cfg.num_generations) for t in totals]
+        t2 = time.perf_counter()
+        updated = self.update(groups, advantages)
         t3 = time.perf_counter()
         self.step += 1
         video = [p for p in parts if p["video"]]
@@ -194,12 +219,12 @@ class RLTrainer:
             "shuffled_accuracy": _mean(float(p["shuffled_accuracy"].mean()) for p in video if p["shuffled_accuracy"] is not None),
             "completion_length": _mean(float(p["lengths"].float().mean()) for p in parts),
             "distinct_completions": _mean(distinct_completions(g) for g in groups),
-            "kl": _mean(kls),
-            "loss": _mean(losses),
+            "kl": updated["kl"],
+            "loss": updated["loss"],
             "all_correct": _mean(float(bool((p["accuracy"] > 0.1).all())) for p in parts),
             "all_wrong": _mean(float(bool((p["accuracy"] <= 0.1).all())) for p in parts),
-            "grad_norm": grad_norm,
-            "learning_rate": lr,
+            "grad_norm": updated["grad_norm"],
+            "learning_rate": updated["learning_rate"],
             "groups": len(groups),
             "video_groups": len(video),
             "time_rollout_s": round(t1 - t0, 4),
