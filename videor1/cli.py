@@ -1,6 +1,7 @@
 """The ``videor1`` command.
 
     videor1 score PREDICTIONS.jsonl [...]   score model outputs with the benchmark rules of spec section 6
+    videor1 plan [--gpus 8 --gpu-gb 80]      per-GPU memory of the paper profile's SFT and RL, and whether it fits
 
 A predictions file holds one JSON object per line with ``problem_type``,
 ``solution`` and ``output`` (``output`` null or absent, with an optional
@@ -77,6 +78,35 @@ def score_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan_command(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .plan import ModelShape, describe, plan_memory, profile_runs
+
+    params = yaml.safe_load(Path(args.params).read_text())
+    model = ModelShape.from_file(args.config)
+    runs = profile_runs(params, args.profile, sharding=args.sharding, gradient_checkpointing=not args.no_checkpointing)
+    plans = {stage: plan_memory(model, run, args.gpus, args.gpu_gb) for stage, run in runs.items()}
+    if args.json:
+        print(json.dumps({"params": model.params, **{k: describe(v) for k, v in plans.items()}}, indent=1))
+        return 0
+    console = Console()
+    console.print(f"{Path(args.config).name}: {model.params / 1e9:.2f}B parameters ({model.vision_params / 1e9:.2f}B vision); "
+                  f"{args.gpus} × {args.gpu_gb:g} GiB, sharding {args.sharding}, "
+                  f"gradient checkpointing {'off' if args.no_checkpointing else 'on'}")
+    table = Table(title=f"per-GPU memory, profile {args.profile} (GiB)")
+    table.add_column("term")
+    for stage in plans:
+        table.add_column(stage, justify="right")
+    terms = list(dict.fromkeys(t for p in plans.values() for t in p.terms))
+    for term in terms:
+        table.add_row(term, *(f"{p.terms[term]:.1f}" if term in p.terms else "" for p in plans.values()))
+    table.add_row("total", *(f"{p.total_gb:.1f}" for p in plans.values()))
+    table.add_row("fits", *("yes" if p.fits else "NO" for p in plans.values()))
+    console.print(table)
+    return 0 if all(p.fits for p in plans.values()) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="videor1", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,8 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--task-field", default="data_source", help="field naming a row's task (VSI-Bench averages tasks)")
     score.add_argument("--task-average", action="store_true", help="average task scores for every benchmark, not only VSI-Bench")
     score.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    plan = sub.add_parser("plan", help="per-GPU memory of a profile's SFT and RL on N GPUs of M GiB (exit 1: does not fit)")
+    plan.add_argument("--profile", default="paper")
+    plan.add_argument("--params", default="params.yaml")
+    plan.add_argument("--config", default=str(Path(__file__).parent / "configs" / "qwen2_5_vl_7b.json"),
+                      help="a Qwen2.5-VL config.json (default: the 7B's architecture)")
+    plan.add_argument("--gpus", type=int, default=8)
+    plan.add_argument("--gpu-gb", type=float, default=80.0)
+    plan.add_argument("--sharding", choices=["full", "zero2", "none"], default="full")
+    plan.add_argument("--no-checkpointing", action="store_true", help="plan without gradient checkpointing")
+    plan.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    return score_command(args)
+    return score_command(args) if args.command == "score" else plan_command(args)
 
 
 if __name__ == "__main__":
