@@ -210,3 +210,30 @@ def test_a_teacher_error_on_one_row_does_not_stop_the_others(model_teacher, fact
 
 def test_teacher_output_defaults():
     assert TeacherOutput("x").error is None and TeacherOutput("x").meta == {}
+
+
+def test_a_row_the_teacher_failed_on_is_retried_on_later_runs_up_to_the_cap(model_teacher, facts_rows, tmp_path):
+    class FailsOnImages:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def generate(self, requests, sampling):
+            if any(r.medium is not None and r.medium.data_type == "image" for r in requests):
+                raise RuntimeError("CUDA out of memory")
+            return self.inner.generate(requests, sampling)
+
+    rows = [facts_rows[0], facts_rows[-1], facts_rows[1]]  # video, image, video
+    teacher = ModelTeacher(FailsOnImages(model_teacher.backend), model_teacher.processor, sampling=model_teacher.sampling,
+                           rules=RULES, max_prompt_tokens=2048, model_signature={}, backend_name="transformers")
+    store = lambda: ResultStore(tmp_path / "log.jsonl", "fp", key="row_key")  # noqa: E731
+    attempts = []
+    for _ in range(4):
+        records, generated = generate_cot(rows, teacher, store(), batch_size=3, max_attempts=3)
+        attempts.append((generated, [r["attempts"] for r in records]))
+        assert records[1]["completion"] is None and records[1]["retry"] and "CUDA out of memory" in records[1]["error"]
+        assert records[0]["completion"] is not None and records[2]["completion"] is not None
+    # run 1 does all three; runs 2 and 3 only the failed image row; after 3 attempts it is settled
+    assert attempts == [(3, [1, 1, 1]), (1, [1, 2, 1]), (1, [1, 3, 1]), (0, [1, 3, 1])]

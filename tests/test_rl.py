@@ -291,3 +291,11 @@ def test_bf16_compute_moves_the_fp32_master_weights_where_pure_bf16_weights_stay
     pure.ref_model.to(torch.bfloat16)
     mixed_share, pure_share = share_changed(mixed), share_changed(pure)
     assert mixed_share > 0.9 and pure_share < 0.2, (mixed_share, pure_share)
+
+
+def test_an_over_long_prompt_is_skipped_with_its_length(tiny, rows, tmp_path):
+    trainer = make_trainer(tiny, rows, tmp_path, steps=1, max_prompt_length=50)
+    record = trainer.train_step()
+    skipped = [json.loads(line) for line in (tmp_path / "skipped.jsonl").read_text().splitlines()]
+    assert record["groups"] == 0 and len(skipped) == 2
+    assert all(s["reason"].startswith("prompt too long:") and s["reason"].endswith("> 50") for s in skipped)
