@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
-from ..generation import SamplingConfig, too_long
+from ..distributed import World, all_max, all_sum, full_state_dict, gather_objects
+from ..generation import Completion, SamplingConfig, too_long
 from ..io import atomic_path, write_text
 from ..media import MediaError, MediaRules, load_medium
 from ..rewards import accuracy_rewards, format_rewards
@@ -31,7 +32,7 @@ from .algorithm import group_advantages, policy_loss, shape_rewards
 from .config import RLConfig
 from .policy import completion_logprobs
 from ..prompts import user_message
-from .rollout import Group, distinct_completions, rollout
+from .rollout import Group, distinct_completions, prompt_inputs, rollout
 
 STEP_DIR = "step-{:06d}"
 
@@ -78,8 +79,12 @@ def _mean(values) -> float | None:
 
 class RLTrainer:
     def __init__(self, model, ref_model, processor, backend, rows: Sequence[dict], rules: MediaRules, cfg: RLConfig,
-                 checkpoint_dir: str | Path, log: Callable[[str], None] = print):
-        self.model, self.ref_model, self.processor, self.backend = model, ref_model, processor, backend
+                 checkpoint_dir: str | Path, log: Callable[[str], None] = print, world: World = World()):
+        """``model`` and ``ref_model`` may be FSDP2-sharded over ``world`` (``videor1.distributed.shard_model``);
+        then each rank samples and scores its share of a step's prompts, and ``backend`` holds its own full copy of
+        the weights (vLLM, or transformers on an unsharded copy), synced after every update."""
+        self.model, self.ref_model, self.processor, self.backend, self.world = model, ref_model, processor, backend, world
+        self._placeholder: Group | None = None
         self.rows, self.rules, self.cfg, self.log = list(rows), rules, cfg, log
         self.dir = Path(checkpoint_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -169,13 +174,36 @@ class RLTrainer:
         device = next(self.model.parameters()).device
         return torch.autocast(device_type=device.type, dtype=getattr(torch, self.cfg.compute_dtype))
 
+    def placeholder(self) -> Group:
+        """A group that contributes nothing: a rank with fewer groups than the others runs it (weight 0) so every
+        rank makes the same FSDP collectives. Its one-token completion is the pad token on the first readable row."""
+        if self._placeholder is None:
+            for row in self.rows:
+                try:
+                    medium = load_medium(Path(row["media_root"]) / row["path"], row["data_type"], self.rules)
+                except (MediaError, ValueError):
+                    continue
+                pad = Completion(text="", token_ids=[self.pad_id], finished=False)
+                self._placeholder = Group(row, prompt_inputs(self.processor, row, medium), [pad], [], None)
+                break
+            else:
+                raise RuntimeError("rl: no row of the data set can be read")
+        return self._placeholder
+
     def update(self, groups: Sequence[Group], advantages: Sequence[torch.Tensor]) -> dict:
-        """One optimizer step on ``policy_loss`` over the step's groups; the rollout engine then gets the weights."""
-        cfg = self.cfg
+        """One optimizer step on ``policy_loss`` over the step's groups of every rank; then the rollout engine
+        gets the weights. The loss is the mean over all ranks' groups, as one process holding them all computes it:
+        FSDP averages gradients over ranks, so each rank weighs its groups by ranks / all groups."""
+        cfg, world = self.cfg, self.world
+        total = all_sum(world, len(groups))
+        work = [(g, a, 1.0) for g, a in zip(groups, advantages)]
+        while len(work) < all_max(world, len(groups)):  # equal forwards on every rank
+            filler = groups[0] if groups else self.placeholder()
+            work.append((filler, torch.zeros(len(filler.ordered)), 0.0))
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        losses, kls = [], []
-        for g, adv in zip(groups, advantages):
+        loss_sum, kl_sum = 0.0, 0.0
+        for g, adv, weight in work:
             ids = [c.token_ids for c in g.ordered]
             prompt = g.prompt.to(next(self.model.parameters()).device)
             with self.compute():
@@ -183,21 +211,26 @@ class RLTrainer:
                 with torch.no_grad():
                     ref_logp, _ = completion_logprobs(self.ref_model, prompt, ids, self.pad_id)
             loss, kl = policy_loss(logp, ref_logp, adv.to(logp.device), mask, cfg.beta, aggregation=cfg.loss_aggregation)
-            (loss / len(groups)).backward()  # the mean over all sequences of the step, one group at a time
-            losses.append(loss.item())
-            kls.append(kl.item())
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)) if groups else 0.0
+            (loss * (weight * world.size / max(total, 1))).backward()  # one group at a time
+            loss_sum += weight * loss.item()
+            kl_sum += weight * kl.item()
+        grad_norm = 0.0
+        if total:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # sharded: a DTensor
         lr = self.scheduler.get_last_lr()[0]
-        if groups:
+        if total:
             self.optimizer.step()
             self.sync_rollout_weights()
         self.scheduler.step()
-        return {"loss": _mean(losses), "kl": _mean(kls), "grad_norm": grad_norm, "learning_rate": lr}
+        return {"loss": all_sum(world, loss_sum) / total if total else None,
+                "kl": all_sum(world, kl_sum) / total if total else None, "grad_norm": grad_norm, "learning_rate": lr}
 
     def train_step(self) -> dict:
         cfg = self.cfg
         t0 = time.perf_counter()
-        rows, media = self._media(data_order(len(self.rows), self.step, cfg.prompts_per_step, cfg.seed))
+        step_rows = data_order(len(self.rows), self.step, cfg.prompts_per_step, cfg.seed)
+        rows, media = self._media(step_rows[self.world.rank::self.world.size])  # this rank's share of the step
         self.model.eval()
         with self.compute():
             groups = rollout(self.backend, self.processor, rows, media, num_generations=cfg.num_generations,
@@ -209,6 +242,11 @@ class RLTrainer:
         updated = self.update(groups, advantages)
         t3 = time.perf_counter()
         self.step += 1
+        # every rank's groups count in the step's record (one entry per rank on one process)
+        gathered = gather_objects(self.world, (totals, parts, [distinct_completions(g) for g in groups]))
+        totals = [t for rank_totals, _, _ in gathered for t in rank_totals]
+        parts = [p for _, rank_parts, _ in gathered for p in rank_parts]
+        distinct = [d for _, _, rank_distinct in gathered for d in rank_distinct]
         video = [p for p in parts if p["video"]]
         record = {
             "step": self.step,
@@ -218,19 +256,21 @@ class RLTrainer:
             "temporal_fired": _mean(float(p["fired"]) for p in video) if cfg.temporal else None,
             "shuffled_accuracy": _mean(float(p["shuffled_accuracy"].mean()) for p in video if p["shuffled_accuracy"] is not None),
             "completion_length": _mean(float(p["lengths"].float().mean()) for p in parts),
-            "distinct_completions": _mean(distinct_completions(g) for g in groups),
+            "distinct_completions": _mean(distinct),
             "kl": updated["kl"],
             "loss": updated["loss"],
             "all_correct": _mean(float(bool((p["accuracy"] > 0.1).all())) for p in parts),
             "all_wrong": _mean(float(bool((p["accuracy"] <= 0.1).all())) for p in parts),
             "grad_norm": updated["grad_norm"],
             "learning_rate": updated["learning_rate"],
-            "groups": len(groups),
+            "groups": len(parts),
             "video_groups": len(video),
             "time_rollout_s": round(t1 - t0, 4),
             "time_scoring_s": round(t2 - t1, 4),
             "time_update_s": round(t3 - t2, 4),
         }
+        if not self.world.is_main:  # rank 0 writes the step's logs
+            return record
         self._append(self.metrics_log, record)
         if cfg.sample_dump_steps and self.step % cfg.sample_dump_steps == 0:
             for g, total in zip(groups[:2], totals[:2]):
@@ -240,9 +280,10 @@ class RLTrainer:
         return record
 
     def sync_rollout_weights(self) -> None:
-        """A rollout engine with its own copy of the weights (vLLM) gets the policy's current ones."""
-        if hasattr(self.backend, "sync_weights"):
-            self.backend.sync_weights((name, t.detach()) for name, t in self.model.state_dict().items())
+        """A rollout engine with its own copy of the weights (vLLM; transformers on an unsharded copy) gets the
+        policy's current ones, gathered in full from the shards."""
+        if hasattr(self.backend, "sync_weights") and getattr(self.backend, "model", None) is not self.model:
+            self.backend.sync_weights(full_state_dict(self.model, self.world).items())
 
     def train(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
         """Run to ``cfg.steps`` from the last checkpoint; returns every step's record (also on disk)."""

@@ -1,0 +1,124 @@
+"""Everything about running on N processes, in one place: the process group, FSDP2 sharding, full weights.
+
+Launch with ``torchrun --nproc_per_node=N``; a single process needs no launcher and gets a world of one,
+where every function here is a no-op or its plain equivalent. The backend is NCCL on GPUs and gloo on
+CPUs (how the tests run two processes on this machine).
+
+Sharding is PyTorch FSDP2: ``fully_shard`` on every language-model decoder layer and every vision block,
+then on the root. Parameters, gradients and the optimizer state stay fp32 and sharded (the master copy);
+with ``compute_dtype: bfloat16`` FSDP gathers bf16 copies for compute and reduces gradients in fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cuda", self.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def init_world() -> World:
+    """The process group of a ``torchrun`` launch (initialised once), or a world of one."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    world = World(rank=int(os.environ.get("RANK", "0")), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    if world.distributed and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(world.local_rank)
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return world
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def all_sum(world: World, value: float) -> float:
+    """The sum of a number over all ranks (fp64 on the wire)."""
+    if not world.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=world.device if world.device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def all_max(world: World, value: int) -> int:
+    if not world.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=world.device if world.device.type == "cuda" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def gather_objects(world: World, obj) -> list:
+    """Every rank's ``obj`` (small, picklable), in rank order, on every rank."""
+    if not world.distributed:
+        return [obj]
+    out = [None] * world.size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def shard_model(model, world: World, compute_dtype: str = "float32"):
+    """FSDP2 over the world: each decoder layer and vision block its own unit, then the root. No-op alone."""
+    if not world.distributed:
+        return model
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(world.device.type, (world.size,))  # CPU needs the mesh named explicitly (gloo)
+    mp = MixedPrecisionPolicy(param_dtype=getattr(torch, compute_dtype), reduce_dtype=torch.float32)
+    inner = model.model
+    for block in list(inner.language_model.layers) + list(inner.visual.blocks):
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    return model
+
+
+@contextlib.contextmanager
+def gathered(model, world: World):
+    """Every FSDP unit's full parameters for the block (generation: each rank decodes its own lengths, so its
+    forwards cannot wait on the other ranks' all-gathers)."""
+    if not world.distributed:
+        yield model
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    for unit in units:
+        unit.unshard()
+    try:
+        yield model
+    finally:
+        for unit in units:
+            unit.reshard()
+
+
+def full_state_dict(model, world: World) -> dict[str, torch.Tensor]:
+    """Full (unsharded) tensors by transformers name, on every rank: for the rollout engine and saved models."""
+    if not world.distributed:
+        return {k: v.detach() for k, v in model.state_dict().items()}
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False))
