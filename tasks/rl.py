@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from videor1.data.schema import COLLECTED_TABLE_SCHEMA
+from videor1.distributed import barrier, full_state_dict, init_world, relaunch, shard_model
 from videor1.generation import TransformersBackend, make_backend
 from videor1.io import atomic_path, write_json, write_text
 from videor1.media import MediaRules
@@ -56,31 +57,47 @@ def window_mean(records: list[dict], key: str, n: int, last: bool) -> float | No
 
 def main() -> None:
     p = stage_params("rl")
+    nproc = int(p.get("nproc", 1))
+    relaunch(nproc, "tasks.rl")
+    world = init_world()
     set_threads(p.get("threads", 1))
     rows = read_stage_table("rl", IN_TABLE, COLLECTED_TABLE_SCHEMA, made_by="collect").to_dicts()
     policy_dir = Path(p["policy"])
     try:
         processor = load_processor(policy_dir)
-        model = load_model(policy_dir, dtype=torch.float32, device=p.get("device", "cpu"))  # the fp32 master weights
+        model = load_model(policy_dir, dtype=torch.float32, device=str(world.device))  # the fp32 master weights
     except FileNotFoundError as err:
         sys.exit(f"rl: {err}")
     cfg = RLConfig(**p["train"])
     if cfg.compute_dtype not in ("float32", "bfloat16"):
         sys.exit(f"rl: train.compute_dtype must be float32 or bfloat16, got {cfg.compute_dtype!r}")
-    # frozen: it only ever runs forwards, so it is kept in the compute dtype
-    ref_model = copy.deepcopy(model).to(getattr(torch, cfg.compute_dtype)).eval().requires_grad_(False)
-    prepare_checkpoints(fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["path"]) for r in rows],
-                                     "policy": model_signature(policy_dir)}))
-    per_step_sequences = cfg.prompts_per_step * (cfg.num_generations + cfg.num_generations // 2)
-    if p.get("rollout_backend", "transformers") == "vllm":  # colocated engine; weights synced after each update
+    if cfg.prompts_per_step % world.size:
+        sys.exit(f"rl: train.prompts_per_step ({cfg.prompts_per_step}) must be a multiple of nproc ({world.size})")
+    if world.is_main:
+        prepare_checkpoints(fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["path"]) for r in rows],
+                                         "policy": model_signature(policy_dir)}))
+    barrier(world)
+    per_rank_sequences = cfg.prompts_per_step // world.size * (cfg.num_generations + cfg.num_generations // 2)
+    backend_kind = p.get("rollout_backend", "transformers")
+    if backend_kind == "vllm":  # colocated: each rank its own engine (tensor parallel 1); weights synced every update
         backend = make_backend("vllm", str(policy_dir), tensor_parallel_size=p.get("tensor_parallel_size", 1),
                                max_model_len=cfg.max_prompt_length + cfg.max_completion_length, dtype=cfg.compute_dtype,
                                gpu_memory_utilization=p.get("gpu_memory_utilization", 0.3), seed=cfg.seed)
-    elif p.get("rollout_backend", "transformers") != "transformers":
-        sys.exit(f"rl: rollout_backend must be transformers or vllm, got {p['rollout_backend']!r}")
+    elif backend_kind == "transformers":
+        # alone, the policy itself samples; sharded, each rank samples from a full copy synced after every update
+        sampler = model if not world.distributed else copy.deepcopy(model).eval().requires_grad_(False)
+        backend = TransformersBackend(sampler, processor, batch_size=per_rank_sequences)  # one generate call per step
     else:
-        backend = TransformersBackend(model, processor, batch_size=per_step_sequences)  # one generate call per step
-    trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, CHECKPOINTS)
+        sys.exit(f"rl: rollout_backend must be transformers or vllm, got {backend_kind!r}")
+    # frozen: it only ever runs forwards, so it is kept in the compute dtype
+    ref_model = copy.deepcopy(model).to(getattr(torch, cfg.compute_dtype)).eval().requires_grad_(False)
+    model, ref_model = shard_model(model, world, cfg.compute_dtype), shard_model(ref_model, world, cfg.compute_dtype)
+    trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, CHECKPOINTS,
+                        log=print if world.is_main else (lambda _: None), world=world)
+    if not world.is_main:  # rank 0 writes the curves, the model and the metrics
+        trainer.train()
+        full_state_dict(model, world)  # the gather below is collective
+        return
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -97,8 +114,11 @@ def main() -> None:
 
     records = trainer.train(on_step=on_step)
     writer.close()
+    weights = full_state_dict(model, world)
     with atomic_path(OUT_MODEL) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        saved = load_model(policy_dir)  # an unsharded model to carry the trained weights and the config
+        saved.load_state_dict(weights, strict=True)
+        saved.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
     buf = io.StringIO()
     out = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore")

@@ -2,7 +2,7 @@
 
 Checkpoints go to models/sft-checkpoints every `train.save_steps` steps; a killed run
 (kill -9 included) resumes from the newest complete one. On several GPUs the stage
-relaunches itself under torchrun (`gpus` in params.yaml), so `dvc repro sft` is the
+relaunches itself under torchrun (`nproc` in params.yaml), so `dvc repro sft` is the
 one command on a laptop and on a node.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from videor1.data.schema import COT_FILTERED_SCHEMA
+from videor1.distributed import relaunch
 from videor1.io import atomic_path, write_json, write_text
 from videor1.media import MediaRules
 from videor1.models import load_model, load_processor, model_signature
@@ -32,12 +33,6 @@ OUT_MODEL = Path("models/sft")
 CHECKPOINTS = Path("models/sft-checkpoints")
 OUT_PLOT = Path("plots/sft_loss.csv")
 OUT_METRICS = Path("metrics/sft.json")
-
-
-def relaunch_distributed(gpus: int) -> None:
-    """Re-run this stage under torchrun with one process per GPU (no-op when already launched)."""
-    if gpus > 1 and "LOCAL_RANK" not in os.environ:
-        os.execvp("torchrun", ["torchrun", f"--nproc_per_node={gpus}", "-m", "tasks.sft"])
 
 
 def prepare_checkpoints(run_id: str) -> None:
@@ -65,7 +60,7 @@ def write_plot(curve: list[dict]) -> None:
 
 def main() -> None:
     p = stage_params("sft")
-    relaunch_distributed(int(p.get("gpus", 1)))
+    relaunch(int(p.get("nproc", 1)), "tasks.sft")
     set_threads(p.get("threads", 1))
     rows = read_stage_table("sft", IN_TABLE, COT_FILTERED_SCHEMA, made_by="filter").to_dicts()
     base = Path(p["base_model"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +39,29 @@ def test_an_rl_update_on_two_processes_equals_one_process(tiny_model_dir, synth_
         assert float(diffs.max()) < 1e-5
     else:  # bf16 rounding differs with the shard layout; AdamW then flips the rare weight whose gradient is ~0
         assert float((diffs > 1e-4).float().mean()) < 0.01 and float(diffs.mean()) < 1e-5  # measured: 0.27 %
+
+
+def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weights(tiny_model_dir, synth_data, tmp_path):
+    args = lambda name: (str(tiny_model_dir), str(synth_data), str(tmp_path / name), str(tmp_path / f"{name}.pt"))  # noqa: E731
+    torchrun(2, "rl_train.py", *args("straight"))
+    straight = torch.load(tmp_path / "straight.pt")
+    assert straight["world"] == 2 and [r["step"] for r in straight["records"]] == [1, 2, 3, 4]
+    assert all(r["groups"] == 2 for r in straight["records"])  # one group per rank, both counted
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(REPO / "tests" / "dist" / "rl_train.py"), *args("killed")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not (tmp_path / "killed" / "step-000002").exists():
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks, mid-run
+    proc.wait()
+    assert not (tmp_path / "killed.pt").exists(), "the run finished before it was killed"
+    torchrun(2, "rl_train.py", *args("killed"))
+    resumed = torch.load(tmp_path / "killed.pt")
+    assert [r["step"] for r in resumed["records"]] == [1, 2, 3, 4]
+    for name, w in straight["weights"].items():
+        assert torch.allclose(resumed["weights"][name], w, atol=1e-6, rtol=0), name
+    for a, b in zip(straight["records"], resumed["records"]):
+        assert a["reward"] == pytest.approx(b["reward"]) and a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7)

@@ -4,6 +4,9 @@ Launch with ``torchrun --nproc_per_node=N``; a single process needs no launcher 
 where every function here is a no-op or its plain equivalent. The backend is NCCL on GPUs and gloo on
 CPUs (how the tests run two processes on this machine).
 
+Checkpoints are torch.distributed.checkpoint directories (each rank writes its shards), renamed into place
+atomically once complete, so a run killed at any moment resumes from the newest complete one.
+
 Sharding is PyTorch FSDP2: ``fully_shard`` on every language-model decoder layer and every vision block,
 then on the root. Parameters, gradients and the optimizer state stay fp32 and sharded (the master copy);
 with ``compute_dtype: bfloat16`` FSDP gathers bf16 copies for compute and reduces gradients in fp32.
@@ -13,8 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -122,3 +129,51 @@ def full_state_dict(model, world: World) -> dict[str, torch.Tensor]:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False))
+
+
+def save_sharded(model, optimizer, world: World, path: Path, extra: dict) -> None:
+    """Model and optimizer state, each rank writing its own shards (torch.distributed.checkpoint), plus ``extra``
+    (scheduler, step, RNG: rank 0's file, and each rank's RNG beside it), as one atomic directory rename."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    if world.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    barrier(world)
+    model_state, optim_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=str(tmp))
+    torch.save({"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
+               tmp / f"rng-{world.rank}.pt")
+    barrier(world)
+    if world.is_main:
+        torch.save(extra, tmp / "trainer.pt")
+        os.replace(tmp, path)  # a checkpoint directory exists only once every shard of it is written
+    barrier(world)
+
+
+def load_sharded(model, optimizer, world: World, path: Path) -> dict:
+    """Restore what ``save_sharded`` wrote into the (identically sharded) model and optimizer; returns ``extra``."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_state, optim_state = get_state_dict(model, optimizer)
+    state = {"model": model_state, "optimizer": optim_state}
+    dcp.load(state, checkpoint_id=str(path))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    rng = torch.load(path / f"rng-{world.rank}.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    return torch.load(path / "trainer.pt", weights_only=False)
+
+
+def relaunch(nproc: int, module: str) -> None:
+    """Re-run ``python -m module`` under torchrun with ``nproc`` processes on this node (no-op when already
+    launched, or for one process). For several nodes, start torchrun yourself with --nnodes/--node_rank/
+    --rdzv_endpoint on each (README, 'Several processes')."""
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        import sys
+
+        os.execvp(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   f"--nproc_per_node={nproc}", "-m", module])

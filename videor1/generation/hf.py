@@ -65,6 +65,11 @@ class TransformersBackend:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def sync_weights(self, named_tensors) -> None:
+        """Load new weights (full tensors by transformers name) into this backend's model: used when it samples from
+        its own copy of a policy that trains elsewhere (an FSDP-sharded one)."""
+        self.model.load_state_dict(dict(named_tensors), strict=True)
+
     def prompt_limit(self, sampling: SamplingConfig) -> int:
         """The longest prompt that leaves room for ``max_new_tokens`` within the model's positions."""
         return self.model.config.text_config.max_position_embeddings - sampling.max_new_tokens

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
-from ..distributed import World, all_max, all_sum, full_state_dict, gather_objects
+from ..distributed import World, all_max, all_sum, barrier, full_state_dict, gather_objects, load_sharded, save_sharded
 from ..generation import Completion, SamplingConfig, too_long
-from ..io import atomic_path, write_text
+from ..io import write_text
 from ..media import MediaError, MediaRules, load_medium
 from ..rewards import accuracy_rewards, format_rewards
 from .algorithm import group_advantages, policy_loss, shape_rewards
@@ -105,40 +105,32 @@ class RLTrainer:
     # ----- checkpoints -------------------------------------------------------------------------
 
     def save(self) -> Path:
+        """A sharded checkpoint of this step (every rank writes its part), then only the two newest are kept."""
         target = self.dir / STEP_DIR.format(self.step)
-        with atomic_path(target) as tmp:
-            self.model.save_pretrained(tmp, safe_serialization=True)
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                        "step": self.step, "config": asdict(self.cfg),
-                        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}},
-                       tmp / "trainer.pt")
-        for old in sorted(self.dir.glob("step-*"))[:-2]:  # keep the two newest
-            if old != target:
-                import shutil
-
+        save_sharded(self.model, self.optimizer, self.world, target,
+                     {"scheduler": self.scheduler.state_dict(), "step": self.step, "config": asdict(self.cfg)})
+        if self.world.is_main:
+            for old in sorted(self.dir.glob("step-*"))[:-2]:
                 shutil.rmtree(old, ignore_errors=True)
+        barrier(self.world)
         return target
 
     def resume(self) -> int:
-        """Load the newest complete checkpoint (written atomically, so any present is complete); 0 if none."""
+        """Load the newest complete checkpoint (renamed into place only when complete); 0 if none."""
         found = sorted(self.dir.glob("step-*"))
         if not found:
             return 0
         path = found[-1]
-        state = torch.load(path / "trainer.pt", weights_only=False)
-        loaded = type(self.model).from_pretrained(path, dtype=next(self.model.parameters()).dtype, local_files_only=True)
-        self.model.load_state_dict(loaded.state_dict(), strict=True)
-        self.optimizer.load_state_dict(state["optimizer"])
+        state = load_sharded(self.model, self.optimizer, self.world, path)
         self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
         self.step = state["step"]
-        # every log forgets what the steps after this checkpoint wrote: they are redone, and would count twice
-        truncate_log(self.metrics_log, lambda r: r["step"] <= self.step)  # step: steps done when logged
-        truncate_log(self.samples_log, lambda r: r["step"] <= self.step)
-        truncate_log(self.skip_log, lambda r: r["step"] < self.step)  # step: the step being run (from 0)
-        self.log(f"rl: resuming from {path} (step {self.step})")
+        if self.world.is_main:
+            # every log forgets what the steps after this checkpoint wrote: they are redone, and would count twice
+            truncate_log(self.metrics_log, lambda r: r["step"] <= self.step)  # step: steps done when logged
+            truncate_log(self.samples_log, lambda r: r["step"] <= self.step)
+            truncate_log(self.skip_log, lambda r: r["step"] < self.step)  # step: the step being run (from 0)
+            self.log(f"rl: resuming from {path} (step {self.step})")
+        barrier(self.world)  # no rank logs a new step before the logs are cut
         return self.step
 
     # ----- one step ----------------------------------------------------------------------------
@@ -234,7 +226,8 @@ class RLTrainer:
         self.model.eval()
         with self.compute():
             groups = rollout(self.backend, self.processor, rows, media, num_generations=cfg.num_generations,
-                             temporal=cfg.temporal, sampling=self.sampling, seed=cfg.seed * 1_000_003 + self.step) if rows else []
+                             temporal=cfg.temporal, sampling=self.sampling,
+                             seed=cfg.seed * 1_000_003 + self.step + self.world.rank * 1_000_000_007) if rows else []
         t1 = time.perf_counter()
         totals, parts = group_rewards(groups, cfg)
         advantages = [group_advantages(t, cfg.num_generations) for t in totals]

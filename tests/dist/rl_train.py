@@ -1,0 +1,49 @@
+"""A short T-GRPO run of the tiny model on however many processes torchrun starts, resumable.
+
+    torchrun --nproc_per_node=N tests/dist/rl_train.py MODEL_DIR SYNTH_DIR CHECKPOINT_DIR OUT.pt
+
+Transformers rollouts (with N > 1 from a full copy on each rank, synced after every update), FSDP2-sharded
+policy and reference, a sharded checkpoint after every step. Rank 0 saves the final full weights and the
+step records for tests/test_distributed.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+import videor1  # noqa: F401
+from videor1.distributed import full_state_dict, init_world, shard_model
+from videor1.generation import TransformersBackend
+from videor1.media import MediaRules
+from videor1.models import load_model, load_processor
+from videor1.rl import RLConfig, RLTrainer
+
+RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+
+
+def main(model_dir: str, synth: str, checkpoints: str, out: str) -> None:
+    torch.set_num_threads(1)
+    world = init_world()
+    processor = load_processor(model_dir)
+    model = load_model(model_dir)
+    rows = [{**r, "media_root": synth} for r in json.loads((Path(synth) / "train.json").read_text())]
+    sampler = model if not world.distributed else copy.deepcopy(model).requires_grad_(False)
+    ref = copy.deepcopy(model).requires_grad_(False)
+    model, ref = shard_model(model, world), shard_model(ref, world)
+    cfg = RLConfig(steps=4, prompts_per_step=2, num_generations=4, max_completion_length=12, len_min=4, len_max=12,
+                   learning_rate=1e-3, save_steps=1, seed=0)
+    trainer = RLTrainer(model, ref, processor, TransformersBackend(sampler, processor, batch_size=12), rows, RULES, cfg,
+                        checkpoints, log=lambda _: None, world=world)
+    records = trainer.train()
+    weights = {k: v.detach().float().cpu().clone() for k, v in full_state_dict(model, world).items()}
+    if world.is_main:
+        torch.save({"weights": weights, "records": records, "world": world.size}, out)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
