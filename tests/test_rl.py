@@ -299,3 +299,27 @@ def test_an_over_long_prompt_is_skipped_with_its_length(tiny, rows, tmp_path):
     skipped = [json.loads(line) for line in (tmp_path / "skipped.jsonl").read_text().splitlines()]
     assert record["groups"] == 0 and len(skipped) == 2
     assert all(s["reason"].startswith("prompt too long:") and s["reason"].endswith("> 50") for s in skipped)
+
+
+def test_gradient_checkpointing_gives_the_shared_prompt_numbers(tiny, rows, synth_data):
+    """With checkpointing on, the log-probs come from whole sequences (no cache in training); they and their
+    gradients equal the shared-prompt forward's."""
+    model, processor = tiny
+    row = next(r for r in rows if r["data_type"] == "video")
+    prompt = prompt_inputs(processor, row, load_medium(synth_data / row["path"], "video", RULES))
+    comps = [[5, 6, 7, 8], [9, 10], [11, 12, 13]]
+
+    def run(checkpointing: bool):
+        m = copy.deepcopy(model).train()
+        if checkpointing:
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        logp, mask = completion_logprobs(m, prompt, comps, processor.tokenizer.pad_token_id)
+        (logp * mask).sum().backward()
+        return (logp * mask).detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
+
+    shared, shared_grads = run(False)
+    checkpointed, checkpointed_grads = run(True)
+    assert torch.allclose(shared, checkpointed, atol=1e-5)
+    assert shared_grads.keys() == checkpointed_grads.keys()
+    for name, grad in shared_grads.items():
+        assert torch.allclose(grad, checkpointed_grads[name], atol=1e-5, rtol=1e-4), name

@@ -32,5 +32,6 @@ class RLConfig:
     max_prompt_length: int = 16384  # longer prompts are skipped and logged with their length
     save_steps: int = 100
     sample_dump_steps: int = 0  # > 0: write a few completions every that many steps
+    gradient_checkpointing: bool = False  # recompute each layer in backward; log-probs then use whole sequences
     compute_dtype: str = "float32"  # bfloat16: autocast forwards over fp32 master weights and optimizer state
     seed: int = 0

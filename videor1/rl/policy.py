@@ -36,15 +36,44 @@ def prompt_positions(model, prompt: BatchFeature) -> torch.Tensor:
     return positions
 
 
+def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[ids], normalised with a logsumexp over these positions only, in fp32."""
+    logits = logits.float()
+    return logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def separate_logprobs(model, prompt: BatchFeature, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The same log-probs from G whole sequences (prompt + completion), the prompt's vision inputs repeated:
+    what gradient checkpointing needs, since it runs without a key/value cache."""
+    rows, length = ids.shape
+    n = prompt["input_ids"].shape[1]
+    inputs = {
+        "input_ids": torch.cat([prompt["input_ids"].expand(rows, -1), ids], dim=1),
+        "attention_mask": torch.cat([prompt["attention_mask"].expand(rows, -1), mask], dim=1),
+        "mm_token_type_ids": torch.cat([prompt["mm_token_type_ids"].expand(rows, -1), torch.zeros_like(ids)], dim=1),
+    }
+    for key in ("pixel_values", "pixel_values_videos"):
+        if prompt.get(key) is not None:
+            inputs[key] = prompt[key].repeat(rows, 1)
+    for key in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts"):
+        if prompt.get(key) is not None:
+            inputs[key] = prompt[key].repeat(rows, *[1] * (prompt[key].dim() - 1))
+    logits = model(**inputs, use_cache=False).logits[:, n - 1:n - 1 + length]
+    return token_logprobs(logits, ids)
+
+
 def completion_logprobs(model, prompt: BatchFeature, completions: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of every completion token (rows × max completion length) and the completion mask.
 
     ``prompt``: the processor's inputs for ONE prompt (batch of 1, no padding) with its vision tensors.
     The prompt (vision encoder included) runs once; its key/value cache is shared by the G completions,
     which continue its text positions. Gradients flow through the shared prompt as through G copies.
+    With gradient checkpointing on (no cache in training), G whole sequences run instead (same numbers).
     """
     device = prompt["input_ids"].device
     ids, mask = completion_batch(completions, pad_id, device)
+    if model.training and getattr(model, "is_gradient_checkpointing", False):
+        return separate_logprobs(model, prompt, ids, mask), mask
     rows, length = ids.shape
     positions = prompt_positions(model, prompt)
     prefill = model(**prompt, position_ids=positions, use_cache=True, logits_to_keep=1)
@@ -55,6 +84,5 @@ def completion_logprobs(model, prompt: BatchFeature, completions: Sequence[Seque
     attention = torch.cat([prompt["attention_mask"].expand(rows, -1), mask], dim=1)
     out = model(input_ids=ids, attention_mask=attention, position_ids=completion_positions, past_key_values=cache)
     # the prompt's last position predicts completion token 0; completion position t predicts token t + 1
-    logits = torch.cat([prefill.logits[:, -1:].expand(rows, -1, -1), out.logits[:, :-1]], dim=1).float()
-    token_logits = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    return token_logits - torch.logsumexp(logits, dim=-1), mask
+    logits = torch.cat([prefill.logits[:, -1:].expand(rows, -1, -1), out.logits[:, :-1]], dim=1)
+    return token_logprobs(logits, ids), mask

@@ -85,6 +85,8 @@ class RLTrainer:
         the weights (vLLM, or transformers on an unsharded copy), synced after every update."""
         self.model, self.ref_model, self.processor, self.backend, self.world = model, ref_model, processor, backend, world
         self._placeholder: Group | None = None
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.rows, self.rules, self.cfg, self.log = list(rows), rules, cfg, log
         self.dir = Path(checkpoint_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
