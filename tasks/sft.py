@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from videor1.data.schema import COT_FILTERED_SCHEMA
-from videor1.distributed import relaunch
+from videor1.distributed import barrier, init_world, relaunch
 from videor1.io import atomic_path, write_json, write_text
 from videor1.media import MediaRules
 from videor1.models import load_model, load_processor, model_signature
@@ -33,6 +33,13 @@ OUT_MODEL = Path("models/sft")
 CHECKPOINTS = Path("models/sft-checkpoints")
 OUT_PLOT = Path("plots/sft_loss.csv")
 OUT_METRICS = Path("metrics/sft.json")
+
+
+def first_readable(dataset) -> dict:
+    for i in range(len(dataset)):
+        if (example := dataset[i])["error"] is None:
+            return example
+    sys.exit("sft: no row's media can be read")
 
 
 def prepare_checkpoints(run_id: str) -> None:
@@ -61,6 +68,7 @@ def write_plot(curve: list[dict]) -> None:
 def main() -> None:
     p = stage_params("sft")
     relaunch(int(p.get("nproc", 1)), "tasks.sft")
+    world = init_world()
     set_threads(p.get("threads", 1))
     rows = read_stage_table("sft", IN_TABLE, COT_FILTERED_SCHEMA, made_by="filter").to_dicts()
     base = Path(p["base_model"])
@@ -76,20 +84,25 @@ def main() -> None:
     cfg = SftConfig(output_dir=str(CHECKPOINTS), **p["train"])
     run_id = fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["process"], r["solution"], r["path"]) for r in rows],
                           "base": model_signature(base)})
-    if int(os.environ.get("RANK", "0")) == 0:
+    if world.is_main:
         prepare_checkpoints(run_id)
-    collator = SftCollator(processor, max_length=p.get("max_length"))
-    trainer = SftTrainer(model=model, args=cfg.training_arguments(), train_dataset=SftDataset(rows, MediaRules(**p["media"])),
-                         data_collator=collator)
+    barrier(world)  # no rank looks for a checkpoint rank 0 may still be deleting
+    dataset = SftDataset(rows, MediaRules(**p["media"]))
+    collator = SftCollator(processor, max_length=p.get("max_length"),
+                           placeholder=first_readable(dataset) if world.distributed else None)
+    trainer = SftTrainer(model=model, args=cfg.training_arguments(), train_dataset=dataset, data_collator=collator)
     collator.on_skip = trainer.log_skip
     resume = last_complete_checkpoint(CHECKPOINTS)
     if resume:
         print(f"sft: resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if not trainer.is_world_process_zero():
+    staging = CHECKPOINTS / "final-model"
+    trainer.save_model(str(staging))  # every rank: under ZeRO-3 the full weights are gathered collectively
+    barrier(world)
+    if not world.is_main:
         return
     with atomic_path(OUT_MODEL) as tmp:
-        trainer.save_model(str(tmp))
+        os.replace(staging, tmp)
         processor.save_pretrained(tmp)
     curve = loss_curve(trainer.state.log_history)
     write_plot(curve)

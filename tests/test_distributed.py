@@ -65,3 +65,19 @@ def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weight
         assert torch.allclose(resumed["weights"][name], w, atol=1e-6, rtol=0), name
     for a, b in zip(straight["records"], resumed["records"]):
         assert a["reward"] == pytest.approx(b["reward"]) and a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("global_batch, broken", [(4, None), (2, "11")])
+def test_sft_steps_on_two_processes_equal_one_process(tiny_model_dir, synth_data, tmp_path, global_batch, broken):
+    """The loss is the token mean over the global batch however rows fall into processes. With a broken row,
+    one process's micro-batch is empty: it runs the placeholder (weight 0) and the step still matches."""
+    extra = [broken] if broken else []
+    for n in (1, 2):
+        torchrun(n, "sft_step.py", str(tiny_model_dir), str(synth_data), str(tmp_path / f"{n}.pt"), str(global_batch), *extra)
+    one, two = torch.load(tmp_path / "1.pt"), torch.load(tmp_path / "2.pt")
+    assert two["world"] == 2 and len(one["loss"]) == len(two["loss"]) == 2
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5) and two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)
+    worst = max(float((two["weights"][k] - w).abs().max()) for k, w in one["weights"].items())
+    assert worst < 1e-5
+    if broken:  # rank 0's first micro-batch was the broken row alone: skipped, logged, never replaced
+        assert [s["problem_id"] for s in two["skipped"]] == [int(broken)] and two["skipped"][0]["step"] == 0

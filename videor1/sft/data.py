@@ -73,6 +73,9 @@ class SftCollator:
     processor: object
     max_length: int | None = None
     on_skip: Callable[[dict, str], None] | None = None
+    # Several processes: a micro-batch whose every row was skipped becomes this (readable) example, marked so the
+    # trainer weighs it 0: that rank still runs the forward and backward whose collectives the other ranks wait on.
+    placeholder: dict | None = None
 
     def __post_init__(self):
         tok = self.processor.tokenizer
@@ -91,7 +94,7 @@ class SftCollator:
             else:
                 good.append(ex)
         if not good:
-            return empty_batch()
+            return self._placeholder_batch()
         texts = [chat_text(self.processor, chat(ex["row"]), add_generation_prompt=False) for ex in good]
         batch = processor_inputs(self.processor, texts, [ex["medium"] for ex in good], padding_side="right")
         if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
@@ -100,7 +103,7 @@ class SftCollator:
             for ex, n in zip(good, lengths):
                 if n > self.max_length:
                     self._skip(ex["row"], f"sequence too long: {n} tokens > {self.max_length}")
-            return self(keep) if keep else empty_batch()
+            return self(keep) if keep else self._placeholder_batch()
         labels = batch["input_ids"].clone()
         for i in range(labels.shape[0]):
             start = assistant_start(batch["input_ids"][i], self.header)
@@ -112,3 +115,10 @@ class SftCollator:
         batch["labels"] = labels
         batch["problem_ids"] = [ex["row"]["problem_id"] for ex in good]
         return dict(batch)
+
+    def _placeholder_batch(self) -> dict:
+        if self.placeholder is None:
+            return empty_batch()
+        batch = self([self.placeholder])
+        batch["labels"] = torch.full_like(batch["labels"], IGNORE_INDEX)  # counts no token anywhere
+        return {**batch, "problem_ids": [], "placeholder": True}

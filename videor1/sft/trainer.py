@@ -99,6 +99,10 @@ class SftTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Qwen2.5-VL declares accepts_loss_kwargs = False, so Trainer would average per-micro-batch token means:
+        # the step's loss would then depend on how rows fall into processes and accumulation steps. Its forward
+        # does pass num_items_in_batch to the loss: the loss is the token mean over the whole global batch.
+        self.model_accepts_loss_kwargs = True
         self.order_log = Path(self.args.output_dir) / "data_order.jsonl"
         self.skip_log = Path(self.args.output_dir) / "skipped.jsonl"
 
@@ -127,6 +131,10 @@ class SftTrainer(Trainer):
         ids = inputs.pop("problem_ids")
         if self.args.should_save:
             _append(self.order_log, {"step": self.state.global_step, "problem_ids": ids})
+        if inputs.pop("placeholder", False):  # every row skipped, several processes: a real forward, weight 0
+            out = model(**{k: v for k, v in inputs.items() if k != "labels"})
+            zero = out.logits.float().sum() * 0.0
+            return (zero, out) if return_outputs else zero
         if not ids:  # every example of this micro-batch was skipped: contribute nothing
             zero = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
             return (zero, None) if return_outputs else zero
