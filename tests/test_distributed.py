@@ -22,13 +22,19 @@ def torchrun(nproc: int, script: str, *args: str) -> None:
     assert out.returncode == 0, out.stderr[-4000:]
 
 
+@pytest.fixture(scope="module")
+def rl_updates(tiny_model_dir, synth_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rl_update")
+    for n in (1, 2):
+        torchrun(n, "rl_update.py", str(tiny_model_dir), str(synth_data), str(out / f"{n}.pt"))
+    return torch.load(out / "1.pt"), torch.load(out / "2.pt")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("compute_dtype", ["float32", "bfloat16"])
-def test_an_rl_update_on_two_processes_equals_one_process(tiny_model_dir, synth_data, tmp_path, compute_dtype):
-    for n in (1, 2):
-        torchrun(n, "rl_update.py", str(tiny_model_dir), str(synth_data), str(tmp_path / f"{n}.pt"), compute_dtype)
-    one, two = torch.load(tmp_path / "1.pt"), torch.load(tmp_path / "2.pt")
-    assert one["world"] == 1 and two["world"] == 2
+def test_an_rl_update_on_two_processes_equals_one_process(rl_updates, compute_dtype):
+    one, two = (r[compute_dtype] for r in rl_updates)
+    assert rl_updates[0]["world"] == 1 and rl_updates[1]["world"] == 2
     tol = dict(rel=1e-5, abs=1e-7) if compute_dtype == "float32" else dict(rel=2e-2, abs=1e-4)
     for key in ("loss", "kl", "grad_norm"):
         assert two[key] == pytest.approx(one[key], **tol), key
@@ -41,6 +47,7 @@ def test_an_rl_update_on_two_processes_equals_one_process(tiny_model_dir, synth_
         assert float((diffs > 1e-4).float().mean()) < 0.01 and float(diffs.mean()) < 1e-5  # measured: 0.27 %
 
 
+@pytest.mark.slow
 def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weights(tiny_model_dir, synth_data, tmp_path):
     args = lambda name: (str(tiny_model_dir), str(synth_data), str(tmp_path / name), str(tmp_path / f"{name}.pt"))  # noqa: E731
     torchrun(2, "rl_train.py", *args("straight"))
@@ -67,17 +74,30 @@ def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weight
         assert a["reward"] == pytest.approx(b["reward"]) and a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7)
 
 
-@pytest.mark.parametrize("global_batch, broken", [(4, None), (2, "11")])
-def test_sft_steps_on_two_processes_equal_one_process(tiny_model_dir, synth_data, tmp_path, global_batch, broken):
+@pytest.fixture(scope="module")
+def sft_one_process(tiny_model_dir, synth_data, tmp_path_factory):
+    """The 1-process baselines, shared by the 2-process variants."""
+    out = tmp_path_factory.mktemp("sft_one")
+    runs = {}
+    for global_batch, broken in ((4, "-"), (2, "11")):
+        torchrun(1, "sft_step.py", str(tiny_model_dir), str(synth_data), str(out / f"{global_batch}.pt"), str(global_batch), broken)
+        runs[global_batch] = torch.load(out / f"{global_batch}.pt")
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("global_batch, broken, engine", [(4, "-", "ddp"), (2, "11", "ddp"), (4, "-", "zero2")])
+def test_sft_steps_on_two_processes_equal_one_process(sft_one_process, tiny_model_dir, synth_data, tmp_path, global_batch,
+                                                      broken, engine):
     """The loss is the token mean over the global batch however rows fall into processes. With a broken row,
-    one process's micro-batch is empty: it runs the placeholder (weight 0) and the step still matches."""
-    extra = [broken] if broken else []
-    for n in (1, 2):
-        torchrun(n, "sft_step.py", str(tiny_model_dir), str(synth_data), str(tmp_path / f"{n}.pt"), str(global_batch), *extra)
-    one, two = torch.load(tmp_path / "1.pt"), torch.load(tmp_path / "2.pt")
+    one process's micro-batch is empty: it runs the placeholder (weight 0) and the step still matches. The
+    2 processes run DDP (Trainer's default) or DeepSpeed ZeRO-2 (the paper's SFT engine) over gloo."""
+    torchrun(2, "sft_step.py", str(tiny_model_dir), str(synth_data), str(tmp_path / "2.pt"), str(global_batch), broken,
+             *([engine] if engine != "ddp" else []))
+    one, two = sft_one_process[global_batch], torch.load(tmp_path / "2.pt")
     assert two["world"] == 2 and len(one["loss"]) == len(two["loss"]) == 2
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5) and two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)
-    worst = max(float((two["weights"][k] - w).abs().max()) for k, w in one["weights"].items())
+    worst = max(float((two["weights"][k].float() - w.float()).abs().max()) for k, w in one["weights"].items())
     assert worst < 1e-5
-    if broken:  # rank 0's first micro-batch was the broken row alone: skipped, logged, never replaced
+    if broken != "-":  # rank 0's first micro-batch was the broken row alone: skipped, logged, never replaced
         assert [s["problem_id"] for s in two["skipped"]] == [int(broken)] and two["skipped"][0]["step"] == 0

@@ -138,6 +138,14 @@ def test_group_samples_differ_and_the_seed_reproduces_them(engine, synth_data, t
     assert [[c.token_ids for c in g.ordered] for g in groups] != [[c.token_ids for c in g.ordered] for g in other]
 
 
+def test_seeded_sampling_over_more_tokens_than_one_step_takes(engine, synth_data, train_rows):
+    """48 seeded requests of ~300 prompt tokens: more than a step's token budget, so prefills queue over steps
+    (on vLLM's CPU build a split prefill of a seeded request crashed it)."""
+    requests = requests_for(train_rows[:8], synth_data) * 6
+    out = engine.generate(requests, SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=8, seed=3))
+    assert len(out) == 48 and all(len(c[0].token_ids) > 0 for c in out)
+
+
 def test_vision_tokens_are_never_sampled_and_sampling_knobs_are_explicit(engine, hf, synth_data, train_rows):
     params = engine.sampling_params(SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=4), seed=0)
     assert params.repetition_penalty == 1.0 and params.top_k in (0, -1) and params.top_p == 0.9

@@ -1,9 +1,9 @@
 """One T-GRPO update of the tiny model on fixed groups, on however many processes torchrun starts.
 
-    torchrun --nproc_per_node=N tests/dist/rl_update.py MODEL_DIR SYNTH_DIR OUT.pt [compute_dtype]
+    torchrun --nproc_per_node=N tests/dist/rl_update.py MODEL_DIR SYNTH_DIR OUT.pt
 
-Rank r takes groups r, r + N, ...; with N > 1 policy and reference are FSDP2-sharded. Rank 0 saves the
-update's loss, KL, grad norm and the full updated weights, for tests/test_distributed.py to compare.
+Rank r takes groups r, r + N, ...; with N > 1 policy and reference are FSDP2-sharded. Once with fp32
+compute, once with bf16 autocast; rank 0 saves each update's loss, KL, grad norm and full updated weights.
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ def fixed_groups(processor, synth: Path) -> tuple[list[Group], list[torch.Tensor
     return groups, advantages
 
 
-def main(model_dir: str, synth: str, out: str, compute_dtype: str = "float32") -> None:
-    torch.set_num_threads(1)
-    world = init_world()
+def update(model_dir: str, synth: str, world, compute_dtype: str) -> dict:
     processor = load_processor(model_dir)
     model = load_model(model_dir)
     ref = copy.deepcopy(model).requires_grad_(False)
@@ -52,8 +50,15 @@ def main(model_dir: str, synth: str, out: str, compute_dtype: str = "float32") -
         trainer = RLTrainer(model, ref, processor, None, [], RULES, cfg, tmp, log=lambda _: None, world=world)
         result = trainer.update(groups[world.rank::world.size], advantages[world.rank::world.size])
     weights = {k: v.detach().float().cpu().clone() for k, v in full_state_dict(model, world).items()}
+    return {**result, "weights": weights}
+
+
+def main(model_dir: str, synth: str, out: str) -> None:
+    torch.set_num_threads(1)
+    world = init_world()
+    results = {dtype: update(model_dir, synth, world, dtype) for dtype in ("float32", "bfloat16")}
     if world.is_main:
-        torch.save({**result, "weights": weights, "world": world.size}, out)
+        torch.save({**results, "world": world.size}, out)
 
 
 if __name__ == "__main__":

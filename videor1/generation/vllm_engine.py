@@ -54,6 +54,12 @@ def multi_modal_data(medium: Medium | None) -> dict:
     return {"video": (frames, {**video_metadata(medium), "video_backend": "pyav", "do_sample_frames": False})}
 
 
+def cpu_scheduler(max_model_len: int) -> dict:
+    """vLLM 0.32's CPU build crashes ("CPU Generator does not use offset") when a seeded request's prefill is split
+    over steps: it rewinds the discarded sample's generator with a CUDA-only call. Whole prefills avoid that."""
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)}
+
+
 class VLLMBackend:
     """``GenerationBackend`` over ``vllm.LLM`` for a local model directory."""
 
@@ -81,6 +87,7 @@ class VLLMBackend:
             limit_mm_per_prompt={"image": 1, "video": 1},
             mm_processor_kwargs={**IMAGE_KWARGS, **VIDEO_KWARGS},
             generation_config="vllm",  # never the checkpoint's sampling defaults (repetition penalty, top_k)
+            **(cpu_scheduler(max_model_len) if on_cpu else {}),
         )
         torch.set_num_threads = set_num_threads
         self.vision_tokens = list(VISION_TOKENS)
