@@ -188,20 +188,24 @@ def test_over_long_prompt_is_skipped_with_its_length(model_teacher, facts_rows):
     assert out.completion is None and out.error.startswith("prompt too long:") and "> 50" in out.error
 
 
+class BreaksOnImages:
+    """A real backend that raises ``message`` for any batch holding an image."""
+
+    def __init__(self, inner, message: str):
+        self.inner, self.message = inner, message
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def generate(self, requests, sampling):
+        if any(r.medium is not None and r.medium.data_type == "image" for r in requests):
+            raise RuntimeError(self.message)
+        return self.inner.generate(requests, sampling)
+
+
 def test_a_teacher_error_on_one_row_does_not_stop_the_others(model_teacher, facts_rows):
-    class BreaksOnImages:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def generate(self, requests, sampling):
-            if any(r.medium is not None and r.medium.data_type == "image" for r in requests):
-                raise RuntimeError("CUDA error: device-side assert triggered")
-            return self.inner.generate(requests, sampling)
-
-    teacher = ModelTeacher(BreaksOnImages(model_teacher.backend), model_teacher.processor, sampling=model_teacher.sampling,
+    backend = BreaksOnImages(model_teacher.backend, "CUDA error: device-side assert triggered")
+    teacher = ModelTeacher(backend, model_teacher.processor, sampling=model_teacher.sampling,
                            rules=RULES, max_prompt_tokens=2048, model_signature={}, backend_name="transformers")
     out = teacher.complete([facts_rows[0], facts_rows[-1], facts_rows[1]])
     assert [o.completion is not None for o in out] == [True, False, True]
@@ -213,20 +217,9 @@ def test_teacher_output_defaults():
 
 
 def test_a_row_the_teacher_failed_on_is_retried_on_later_runs_up_to_the_cap(model_teacher, facts_rows, tmp_path):
-    class FailsOnImages:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def generate(self, requests, sampling):
-            if any(r.medium is not None and r.medium.data_type == "image" for r in requests):
-                raise RuntimeError("CUDA out of memory")
-            return self.inner.generate(requests, sampling)
-
     rows = [facts_rows[0], facts_rows[-1], facts_rows[1]]  # video, image, video
-    teacher = ModelTeacher(FailsOnImages(model_teacher.backend), model_teacher.processor, sampling=model_teacher.sampling,
+    teacher = ModelTeacher(BreaksOnImages(model_teacher.backend, "CUDA out of memory"), model_teacher.processor,
+                           sampling=model_teacher.sampling,
                            rules=RULES, max_prompt_tokens=2048, model_signature={}, backend_name="transformers")
     store = lambda: ResultStore(tmp_path / "log.jsonl", "fp", key="row_key")  # noqa: E731
     attempts = []
