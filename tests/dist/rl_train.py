@@ -1,8 +1,9 @@
 """A short T-GRPO run of the tiny model on however many processes torchrun starts, resumable.
 
-    torchrun --nproc_per_node=N tests/dist/rl_train.py MODEL_DIR SYNTH_DIR CHECKPOINT_DIR OUT.pt
+    torchrun --nproc_per_node=N tests/dist/rl_train.py MODEL_DIR SYNTH_DIR CHECKPOINT_DIR OUT.pt [transformers|vllm]
 
-Transformers rollouts (with N > 1 from a full copy on each rank, synced after every update), FSDP2-sharded
+Rollouts from transformers (with N > 1 a full copy on each rank) or from a vLLM engine per rank, synced after
+every update with the full weights gathered from the FSDP2-sharded policy; FSDP2-sharded
 policy and reference, a sharded checkpoint after every step. Rank 0 saves the final full weights and the
 step records for tests/test_distributed.py.
 """
@@ -26,7 +27,7 @@ from videor1.rl import RLConfig, RLTrainer
 RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
 
 
-def main(model_dir: str, synth: str, checkpoints: str, out: str) -> None:
+def main(model_dir: str, synth: str, checkpoints: str, out: str, backend: str = "transformers") -> None:
     torch.set_num_threads(1)
     world = init_world()
     processor = load_processor(model_dir)
@@ -37,8 +38,13 @@ def main(model_dir: str, synth: str, checkpoints: str, out: str) -> None:
     model, ref = shard_model(model, world), shard_model(ref, world)
     cfg = RLConfig(steps=4, prompts_per_step=2, num_generations=4, max_completion_length=12, len_min=4, len_max=12,
                    learning_rate=1e-3, save_steps=1, seed=0)
-    trainer = RLTrainer(model, ref, processor, TransformersBackend(sampler, processor, batch_size=12), rows, RULES, cfg,
-                        checkpoints, log=lambda _: None, world=world)
+    if backend == "vllm":
+        from videor1.generation.vllm_engine import VLLMBackend
+
+        engine = VLLMBackend(model_dir, max_model_len=2048, dtype="float32", max_num_seqs=16)
+    else:
+        engine = TransformersBackend(sampler, processor, batch_size=12)
+    trainer = RLTrainer(model, ref, processor, engine, rows, RULES, cfg, checkpoints, log=lambda _: None, world=world)
     records = trainer.train()
     weights = {k: v.detach().float().cpu().clone() for k, v in full_state_dict(model, world).items()}
     if world.is_main:
