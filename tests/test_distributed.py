@@ -49,10 +49,9 @@ def test_an_rl_update_on_two_processes_equals_one_process(rl_updates, compute_dt
 
 @pytest.mark.slow
 def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weights(tiny_model_dir, synth_data, tmp_path):
-    """Two ranks, each with its own colocated vLLM engine fed the weights gathered from the FSDP2 shards after every
-    update (and after the resume), sharded checkpoints after every step; kill -9 of the whole launch mid-run."""
-    args = lambda name: (str(tiny_model_dir), str(synth_data), str(tmp_path / name), str(tmp_path / f"{name}.pt"),  # noqa: E731
-                         "vllm")
+    """Two ranks sampling from full copies synced from the FSDP2 shards after every update (and after the resume),
+    sharded checkpoints after every step; kill -9 of the whole launch mid-run."""
+    args = lambda name: (str(tiny_model_dir), str(synth_data), str(tmp_path / name), str(tmp_path / f"{name}.pt"))  # noqa: E731
     torchrun(2, "rl_train.py", *args("straight"))
     straight = torch.load(tmp_path / "straight.pt")
     assert straight["world"] == 2 and [r["step"] for r in straight["records"]] == [1, 2, 3, 4]
@@ -82,15 +81,12 @@ def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weight
 def sft_one_process(tiny_model_dir, synth_data, tmp_path_factory):
     """The 1-process baselines, shared by the 2-process variants."""
     out = tmp_path_factory.mktemp("sft_one")
-    runs = {}
-    for global_batch, broken in ((4, "-"), (2, "11")):  # the 2-process runs: ZeRO-2 at 4, DDP at 2
-        torchrun(1, "sft_step.py", str(tiny_model_dir), str(synth_data), str(out / f"{global_batch}.pt"), str(global_batch), broken)
-        runs[global_batch] = torch.load(out / f"{global_batch}.pt")
-    return runs
+    torchrun(1, "sft_step.py", str(tiny_model_dir), str(synth_data), str(out / "one.pt"), "2", "11")
+    return {2: torch.load(out / "one.pt")}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("global_batch, broken, engine", [(2, "11", "ddp"), (4, "-", "zero2")])
+@pytest.mark.parametrize("global_batch, broken, engine", [(2, "11", "ddp"), (2, "11", "zero2")])
 def test_sft_steps_on_two_processes_equal_one_process(sft_one_process, tiny_model_dir, synth_data, tmp_path, global_batch,
                                                       broken, engine):
     """The loss is the token mean over the global batch however rows fall into processes. With a broken row,
