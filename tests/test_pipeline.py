@@ -23,6 +23,12 @@ from tests.conftest import sh
 from videor1.data.synth import BROKEN_CASES
 
 
+def _set(project: Path, stage: str, **values) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tiny"][stage].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 @pytest.mark.slow
 def test_repro_collect_then_noop(project):
     first = sh(project, sys.executable, "-m", "dvc", "repro", "collect")
@@ -97,7 +103,7 @@ def test_repro_filter_runs_collect_cot_filter(project):
 
 
 @pytest.mark.slow
-def test_killed_cot_with_the_transformers_teacher_resumes(project):
+def test_killed_cot_with_the_transformers_teacher_resumes_and_the_vllm_teacher_runs(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["tiny"]["cot"].update(teacher="transformers", batch_size=1, max_new_tokens=48)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -120,6 +126,16 @@ def test_killed_cot_with_the_transformers_teacher_resumes(project):
     assert metrics["generated_now"] == total - done_before
     assert metrics["completed"] == total and log.read_bytes().count(b"\n") == total
 
+    # the same stage with the vLLM teacher (models/base: a random model writes nonsense), then a filter that
+    # finds nothing to keep and stops with counts, not a traceback
+    _set(project, "cot", teacher="vllm", max_new_tokens=24, batch_size=16)
+    sh(project, sys.executable, "-m", "dvc", "repro", "cot")
+    cot = json.loads((project / "metrics" / "cot.json").read_text())
+    assert cot["teacher"] == "vllm" and cot["completed"] == cot["rows_in"] == total and cot["generated_now"] == total
+    filtered = sh(project, sys.executable, "-m", "dvc", "repro", "filter", check=False)
+    assert filtered.returncode != 0 and "Traceback" not in filtered.stderr
+    assert "filter: none of" in filtered.stderr and "nothing to train on" in filtered.stderr
+
 
 def _set_sft(project: Path, **train) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
@@ -128,7 +144,7 @@ def _set_sft(project: Path, **train) -> None:
 
 
 @pytest.mark.slow
-def test_repro_sft_trains_and_the_loss_falls(project):
+def test_repro_sft_trains_and_rl_runs_on_both_rollout_backends(project):
     _set_sft(project, max_steps=30, per_device_batch_size=4, save_steps=10)
     sh(project, sys.executable, "-m", "dvc", "repro", "sft")
     metrics = json.loads((project / "metrics" / "sft.json").read_text())
@@ -146,6 +162,20 @@ def test_repro_sft_trains_and_the_loss_falls(project):
     assert curve[0].startswith("step,reward,accuracy,format,temporal_fired") and len(curve) == 5
     assert list((project / "logs" / "rl").glob("events.out.tfevents.*"))  # TensorBoard
     assert (project / "models" / "rl" / "model.safetensors").is_file()
+
+    # the same rl stage with vLLM rollouts (weights synced every step), then the eval on vLLM
+    _set(project, "rl", rollout_backend="vllm")
+    _set(project, "eval", backend="vllm", frames=[4])
+    sh(project, sys.executable, "-m", "dvc", "repro", "evaluate@rl")
+    rl = json.loads((project / "metrics" / "rl.json").read_text())
+    assert rl["steps"] == 4 and rl["skipped_rows"] == 0
+    with (project / "plots" / "rl.csv").open() as fh:
+        curve = list(csv.DictReader(fh))
+    assert len(curve) == 4 and all(float(r["distinct_completions"]) > 1 for r in curve)
+    for bench in ("mvbench", "vsibench"):  # per-row outputs, comparable row by row across backends
+        rows = [json.loads(line) for line in (project / "data" / "eval" / "rl" / f"{bench}@4.jsonl").read_text().splitlines()]
+        assert len(rows) == 2 and all(r["output"] is not None and r["problem_id"] is not None for r in rows)
+    assert json.loads((project / "metrics" / "eval_rl.json").read_text())["frames"]["4"]["mean"] is not None
 
 
 def _order(log: Path) -> list[list[dict]]:
@@ -190,36 +220,3 @@ def test_killed_sft_resumes_with_the_same_steps_and_data_order(project):
     assert metrics["steps"] == full["steps"] == 24 and metrics["resumed_from_step"] == resumed["start"]
     assert metrics["loss_last_window"] == pytest.approx(full["loss_last_window"], rel=1e-4)
 
-
-def _set(project: Path, stage: str, **values) -> None:
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["tiny"][stage].update(values)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-@pytest.mark.slow
-def test_the_vllm_teacher_runs_the_cot_stage_and_the_filter_stops_cleanly(project):
-    _set(project, "cot", teacher="vllm", max_new_tokens=24)  # models/base: a random model writes nonsense
-    sh(project, sys.executable, "-m", "dvc", "repro", "base_model")  # the teacher's model is not a DVC dep of cot
-    sh(project, sys.executable, "-m", "dvc", "repro", "cot")
-    cot = json.loads((project / "metrics" / "cot.json").read_text())
-    assert cot["teacher"] == "vllm" and cot["completed"] == cot["rows_in"] > 0 and cot["errors"] == 0
-    filtered = sh(project, sys.executable, "-m", "dvc", "repro", "filter", check=False)
-    assert filtered.returncode != 0 and "Traceback" not in filtered.stderr
-    assert "filter: none of" in filtered.stderr and "nothing to train on" in filtered.stderr
-
-
-@pytest.mark.slow
-def test_rl_rollouts_and_eval_on_vllm(project):
-    _set(project, "rl", rollout_backend="vllm")
-    _set(project, "eval", backend="vllm", frames=[4])
-    sh(project, sys.executable, "-m", "dvc", "repro", "evaluate@rl")
-    rl = json.loads((project / "metrics" / "rl.json").read_text())
-    assert rl["steps"] == 4 and rl["skipped_rows"] == 0
-    with (project / "plots" / "rl.csv").open() as fh:
-        curve = list(csv.DictReader(fh))
-    assert len(curve) == 4 and all(float(r["distinct_completions"]) > 1 for r in curve)
-    for bench in ("mvbench", "vsibench"):  # per-row outputs, comparable row by row across backends
-        rows = [json.loads(line) for line in (project / "data" / "eval" / "rl" / f"{bench}@4.jsonl").read_text().splitlines()]
-        assert len(rows) == 2 and all(r["output"] is not None and r["problem_id"] is not None for r in rows)
-    assert json.loads((project / "metrics" / "eval_rl.json").read_text())["frames"]["4"]["mean"] is not None
