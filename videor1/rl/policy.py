@@ -46,7 +46,6 @@ def separate_logprobs(model, prompt: BatchFeature, ids: torch.Tensor, mask: torc
     """The same log-probs from G whole sequences (prompt + completion), the prompt's vision inputs repeated:
     what gradient checkpointing needs, since it runs without a key/value cache."""
     rows, length = ids.shape
-    n = prompt["input_ids"].shape[1]
     inputs = {
         "input_ids": torch.cat([prompt["input_ids"].expand(rows, -1), ids], dim=1),
         "attention_mask": torch.cat([prompt["attention_mask"].expand(rows, -1), mask], dim=1),
@@ -58,7 +57,8 @@ def separate_logprobs(model, prompt: BatchFeature, ids: torch.Tensor, mask: torc
     for key in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts"):
         if prompt.get(key) is not None:
             inputs[key] = prompt[key].repeat(rows, *[1] * (prompt[key].dim() - 1))
-    logits = model(**inputs, use_cache=False).logits[:, n - 1:n - 1 + length]
+    # positions n - 1 ... n + length - 2 predict the completion: the last length + 1 logits, less the last
+    logits = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits[:, :-1]
     return token_logprobs(logits, ids)
 
 
