@@ -19,9 +19,18 @@ PY="${PYTHON:-$(command -v python)}"
 PREFECT="$PY -m prefect"
 mkdir -p "$PREFECT_HOME"
 
-stop() {
+stop() {  # SIGTERM, 10 s to finish, then SIGKILL: a worker whose server is gone may never exit on its own
   [ -f "$PREFECT_HOME/pids" ] || return 0
-  while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$PREFECT_HOME/pids"
+  local pids pid alive
+  pids=$(cat "$PREFECT_HOME/pids")
+  for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 20); do
+    alive=""
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && break
+    sleep 0.5
+  done
+  for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
   rm -f "$PREFECT_HOME/pids"
 }
 

@@ -1,48 +1,72 @@
-"""DVC stage `evaluate@<model>`: one model on the six benchmark files at each frame count.
+"""DVC stage `evaluate@<model>`: one model on the six benchmark files at each frame count, under one protocol.
 
     python -m tasks.evaluate base      # models/base -> data/eval/base/, metrics/eval_base.json
 
-Per (benchmark, frames) the per-row outputs go to data/eval/<model>/<benchmark>@<frames>.jsonl
-as they are produced; a killed run resumes without regenerating finished rows.
+The protocol (``eval.protocol``: reference | paper | spec, docs/eval-protocol.md) fixes the prompt wording,
+decoding, pixel and frame rules and MRA; its label goes into the metrics beside every number. Videos are
+decoded once for all frame counts into the frame cache, which the other models' stages reuse. Per
+(benchmark, frames) the per-row outputs go to data/eval/<model>/<benchmark>@<frames>.jsonl as they are
+produced; a killed run resumes without regenerating finished rows. A missing benchmark file is reported as
+missing, and the other benchmarks run.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
 
 from videor1.data.rows import read_rows
 from videor1.eval import EvalRun, ResultStore, benchmark_key, evaluate_rows, run_fingerprint, summarize
-from videor1.generation import SamplingConfig, make_backend
+from videor1.eval.protocol import EvalProtocol, resolve_protocol
+from videor1.generation import make_backend
 from videor1.io import write_json
-from videor1.media import MediaRules
+from videor1.media import FrameCache, MediaError
 from videor1.models import check_model_dir, model_signature
 
 from .params import set_threads, stage_params
-
-PUBLIC_SCRIPT_TEMPERATURE = 0.1  # the public eval script's value; the paper says 0.01 (spec section 4)
 
 
 def _pct(x: float | None) -> float | None:
     return None if x is None else round(100 * x, 2)
 
 
-def sampling_config(p: dict) -> SamplingConfig:
-    temperature = PUBLIC_SCRIPT_TEMPERATURE if p.get("public_script_temperature") else p["temperature"]
-    return SamplingConfig(temperature=temperature, top_p=p["top_p"], max_new_tokens=p["max_new_tokens"], seed=p.get("seed", 0))
+def protocol_of(p: dict) -> EvalProtocol:
+    try:
+        return resolve_protocol(p.get("protocol", "reference"), p.get("protocol_overrides"))
+    except ValueError as err:
+        sys.exit(f"evaluate: {err}")
 
 
-def media_rules(p: dict, frames: int) -> MediaRules:
-    m = p["media"]
-    return replace(MediaRules(**m), max_frames=frames)
+def frame_cache(p: dict) -> FrameCache | None:
+    c = p.get("frame_cache") or {}
+    return FrameCache(c["dir"], int(c.get("max_gb", 20) * 2**30)) if c.get("dir") else None
+
+
+def warm_frames(cache: FrameCache, rows: list[dict], root: Path, protocol: EvalProtocol, frames: list[int],
+                workers: int) -> int:
+    """Decode every video once, at the union of its frame counts' indices, into the cache. Unreadable videos
+    are left to the runner, which records their error per row."""
+    paths = sorted({root / str(r["path"]) for r in rows if r.get("data_type") == "video" and "path" in r})
+    rules = [protocol.rules(f) for f in frames]
+
+    def warm(path: Path) -> None:
+        try:
+            cache.warm(path, rules)
+        except (MediaError, OSError, ValueError):
+            pass
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(warm, paths))
+    return len(paths)
 
 
 def benchmark_entry(summary) -> dict:
-    return {
+    """A benchmark's numbers; ``missing`` when none of its rows could be read (its media are not there)."""
+    entry = {
         "score": _pct(summary.score),
         "accuracy": _pct(summary.accuracy),
         "mra": _pct(summary.mra),
@@ -52,7 +76,12 @@ def benchmark_entry(summary) -> dict:
         "failed": len(summary.failed),
         "tasks": {t: _pct(v) for t, v in summary.tasks.items()},
         "failed_rows": summary.failed,
+        "unscorable": len(summary.unscorable),
+        "unscorable_rows": summary.unscorable,
     }
+    if summary.rows and len(summary.failed) == summary.rows:
+        entry["missing"] = f"no row's medium could be read (first: {summary.failed[0]['error']})"
+    return entry
 
 
 def main(argv: list[str]) -> None:
@@ -66,41 +95,51 @@ def main(argv: list[str]) -> None:
     except FileNotFoundError as err:
         sys.exit(f"evaluate: {err}")
     root = Path(p["benchmarks_dir"])
+    protocol = protocol_of(p)
     files = {b: root / f"eval_{b}.json" for b in p["benchmarks"]}
-    for f in files.values():
-        if not f.is_file():
-            sys.exit(f"evaluate: benchmark file {f} does not exist (benchmarks_dir in params.yaml)")
+    missing = {b: f"benchmark file {f} does not exist" for b, f in files.items() if not f.is_file()}
+    for bench, reason in missing.items():
+        print(f"evaluate: {bench}: {reason}; the other benchmarks run", file=sys.stderr)
+    rows_by_bench = {b: read_rows(f) for b, f in files.items() if b not in missing}
+    if not rows_by_bench:
+        sys.exit(f"evaluate: no benchmark file found under {root} (eval.benchmarks_dir in params.yaml)")
     backend = make_backend(p["backend"], str(model_dir), batch_size=p["batch_size"], device=p.get("device", "cpu"),
                            dtype=p.get("dtype", "float32"), tensor_parallel_size=p.get("tensor_parallel_size", 1),
                            max_model_len=p.get("max_model_len", 32768), seed=p.get("seed", 0))
-    sampling = sampling_config(p)
+    sampling = protocol.sampling(p.get("seed", 0))
     signature = model_signature(model_dir)
-    rows_by_bench = {b: read_rows(f) for b, f in files.items()}
+    cache = frame_cache(p)
+    metrics = {"model": name, "protocol": protocol.to_dict(), "frames": {str(f): {} for f in p["frames"]},
+               "generated_now": 0, "frame_cache_seconds": 0.0}
     total = len(p["frames"]) * sum(len(r) for r in rows_by_bench.values())
     out_dir = Path("data/eval") / name
-    metrics = {"model": name, "frames": {}, "generated_now": 0}
     start = time.perf_counter()
     with tqdm(total=total, desc=f"eval {name}", unit="row", dynamic_ncols=True) as bar:
-        for frames in p["frames"]:
-            run = EvalRun(media_root=root, rules=media_rules(p, frames), sampling=sampling,
-                          batch_size=p["batch_size"], media_workers=p.get("media_workers", 2))
-            per_bench = {}
-            for bench, rows in rows_by_bench.items():
-                fp = run_fingerprint(run, rows, signature, p["backend"])
-                store = ResultStore(out_dir / f"{bench}@{frames}.jsonl", fp)
+        for bench, rows in rows_by_bench.items():  # one benchmark's videos in the cache at a time suffice
+            if cache is not None:
+                t0 = time.perf_counter()
+                warm_frames(cache, rows, root, protocol, p["frames"], p.get("media_workers", 2))
+                metrics["frame_cache_seconds"] += round(time.perf_counter() - t0, 2)
+            for frames in p["frames"]:
+                run = EvalRun(media_root=root, rules=protocol.rules(frames), sampling=sampling,
+                              batch_size=p["batch_size"], media_workers=p.get("media_workers", 2),
+                              wording=protocol.wording, frame_cache=cache)
+                store = ResultStore(out_dir / f"{bench}@{frames}.jsonl", run_fingerprint(run, rows, signature, p["backend"]))
                 results, generated = evaluate_rows(rows, backend, run, store, on_progress=bar.update)
                 metrics["generated_now"] += generated
-                summary = summarize(bench, results, task_field=p.get("task_field", "data_source"))
-                per_bench[benchmark_key(bench)] = benchmark_entry(summary)
-            scores = [e["score"] for e in per_bench.values() if e["score"] is not None]
-            per_bench["mean"] = round(sum(scores) / len(scores), 2) if scores else None
-            metrics["frames"][str(frames)] = per_bench
+                summary = summarize(bench, results, task_field=p.get("task_field", "data_source"), mra=protocol.mra)
+                metrics["frames"][str(frames)][benchmark_key(bench)] = benchmark_entry(summary)
+    for per_bench in metrics["frames"].values():
+        for bench, reason in missing.items():
+            per_bench[benchmark_key(bench)] = {"score": None, "missing": reason}
+        scores = [e["score"] for e in per_bench.values() if e["score"] is not None]
+        per_bench["mean"] = round(sum(scores) / len(scores), 2) if scores else None
     seconds = time.perf_counter() - start
     metrics["seconds"] = round(seconds, 2)
     metrics["rows_per_second"] = round(metrics["generated_now"] / seconds, 3) if metrics["generated_now"] else None
     write_json(Path("metrics") / f"eval_{name}.json", metrics)
     for frames, per in metrics["frames"].items():
-        print(f"{name} @ {frames} frames: " + ", ".join(f"{b} {e['score']}" for b, e in per.items() if b != "mean")
+        print(f"{name} @ {frames} frames ({protocol.label}): " + ", ".join(f"{b} {e['score']}" for b, e in per.items() if b != "mean")
               + f"; mean {per['mean']}")
 
 

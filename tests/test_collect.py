@@ -76,6 +76,8 @@ BAD_ROWS = [
     (good_row(26, problem_id=True), "field 'problem_id' must be int, got bool"),
     (good_row(27, options=["A. x", 3]), "list of strings"),
     (good_row(28, data_source=""), "must not be empty"),
+    (good_row(29, problem_type="numerical", options=[], solution="<answer>three</answer>"), "must be a number"),
+    (good_row(30, problem_type="regression", options=[], solution="<answer>1/2</answer>"), "must be a number"),
 ]
 
 

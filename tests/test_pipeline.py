@@ -62,10 +62,14 @@ def _complete_lines(directory: Path) -> int:
 
 @pytest.mark.slow
 def test_killed_eval_resumes_without_regenerating(project):
+    """Under the public script's protocol, with one benchmark file missing: killed mid-run, resumed."""
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["tiny"]["eval"].update(batch_size=1, max_new_tokens=48)  # slow enough to be killed midway
+    params["tiny"]["eval"]["batch_size"] = 1  # slow enough to be killed midway
+    params["tiny"]["eval"]["protocol"] = "reference"
+    params["tiny"]["eval"]["protocol_overrides"]["max_new_tokens"] = 48
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(project, sys.executable, "-m", "dvc", "repro", "base_model")
+    (project / "data" / "synth" / "eval_mmvu.json").unlink()  # reported missing; the other five run
     out_dir = project / "data" / "eval" / "base"
     env = {**os.environ, "PYTHONPATH": str(project)}
     proc = subprocess.Popen([sys.executable, "-m", "tasks.evaluate", "base"], cwd=project, env=env,
@@ -76,7 +80,7 @@ def test_killed_eval_resumes_without_regenerating(project):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = _complete_lines(out_dir)
-    total = 2 * 6 * len(params["tiny"]["eval"]["frames"])
+    total = 2 * 5 * len(params["tiny"]["eval"]["frames"])
     assert 5 <= done_before < total, "the run was not caught midway"
     before = {f.name: f.read_bytes()[: f.read_bytes().rfind(b"\n") + 1] for f in out_dir.glob("*.jsonl")}
 
@@ -86,6 +90,14 @@ def test_killed_eval_resumes_without_regenerating(project):
     for name, head in before.items():  # rows written before the kill are kept byte for byte
         assert (out_dir / name).read_bytes().startswith(head)
     assert _complete_lines(out_dir) == total
+    # image_min_pixels 3136 is the reference's own 4·28·28: not an override
+    assert metrics["protocol"]["label"] == \
+        "reference, image_max_pixels=7056, max_new_tokens=48, video_max_pixels=3136, video_min_pixels=3136"
+    assert metrics["protocol"]["temperature"] == 0.1 and metrics["protocol"]["mra"] == "float32"
+    for per in metrics["frames"].values():
+        assert "eval_mmvu.json does not exist" in per["mmvu"]["missing"] and per["mvbench"]["rows"] == 2
+    first = json.loads((out_dir / "mvbench@4.jsonl").read_text().splitlines()[0])
+    assert first["num_frames"] == 4
 
 
 @pytest.mark.slow

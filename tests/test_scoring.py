@@ -99,7 +99,7 @@ def test_report_puts_the_paper_beside_ours_and_lists_failures():
                             paper_models={"base": "Qwen2.5-VL-7B (CoT)", "rl": "Video-R1-7B"}, notes=["a note"])
     lines = md.splitlines()
     header = next(line for line in lines if line.startswith("| model"))
-    assert header.split(" | ")[3:9] == ["VSI-Bench", "VideoMMMU", "MMVU (mc)", "MVBench", "TempCompass", "VideoMME (wo sub)"]
+    assert header.split(" | ")[4:10] == ["VSI-Bench", "VideoMMMU", "MMVU (mc)", "MVBench", "TempCompass", "VideoMME (wo sub)"]
     base = next(line for line in lines if line.startswith("| base"))
     assert "| 16 | Qwen2.5-VL-7B (CoT) @ 16 | 31.0 (27.7) | 45.0 (47.8) |" in base
     assert "58.2 (57.4)" in base or "58.3 (57.4)" in base

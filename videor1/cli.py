@@ -57,7 +57,7 @@ def score_command(args: argparse.Namespace) -> int:
         for row in rows:
             groups[str(row.get("benchmark") or default)].append(row)
     task_averaged = True if args.task_average else None
-    summaries = [summarize(b, rows, task_field=args.task_field, task_averaged=task_averaged)
+    summaries = [summarize(b, rows, task_field=args.task_field, task_averaged=task_averaged, mra=args.mra)
                  for b, rows in groups.items()]
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries], indent=1))
@@ -75,6 +75,8 @@ def score_command(args: argparse.Namespace) -> int:
             console.print(f"{s.benchmark} tasks: " + ", ".join(f"{t} {_pct(v)}" for t, v in s.tasks.items()))
         for f in s.failed:
             console.print(f"{s.benchmark}: problem {f['problem_id']} has no output: {f['error']}")
+        for f in s.unscorable:
+            console.print(f"{s.benchmark}: problem {f['problem_id']} can never score (data error): {f['error']}")
     return 0
 
 
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--benchmark", help="benchmark name for rows without a 'benchmark' field")
     score.add_argument("--task-field", default="data_source", help="field naming a row's task (VSI-Bench averages tasks)")
     score.add_argument("--task-average", action="store_true", help="average task scores for every benchmark, not only VSI-Bench")
+    score.add_argument("--mra", choices=["exact", "float32"], default="exact",
+                       help="MRA rule: exact (the spec) or float32 (the public eval script; docs/eval-protocol.md)")
     score.add_argument("--json", action="store_true", help="print the summaries as JSON")
     plan = sub.add_parser("plan", help="per-GPU memory of a profile's SFT and RL on N GPUs of M GiB (exit 1: does not fit)")
     plan.add_argument("--profile", default="paper")

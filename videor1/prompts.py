@@ -19,6 +19,19 @@ QUESTION_TEMPLATE = (
     "between the <answer> </answer> tags."
 )
 
+# The public eval script's wording (``src/eval_bench.py``), which produced the paper's table: "between the
+# <think> and </think> tags ... between the <answer> and </answer> tags". Training keeps QUESTION_TEMPLATE.
+EVAL_SCRIPT_QUESTION_TEMPLATE = (
+    "{question}\n"
+    "Please think about this question as if you were a human pondering deeply. "
+    "Engage in an internal dialogue using expressions such as 'let me think', 'wait', 'Hmm', 'oh, I see', "
+    "'let's break it down', etc, or other natural language thought expressions "
+    "It's encouraged to include self-reflection or verification in the reasoning process. "
+    "Provide your detailed reasoning between the <think> and </think> tags, and then give your final answer "
+    "between the <answer> and </answer> tags."
+)
+TEMPLATES = {"training": QUESTION_TEMPLATE, "eval_script": EVAL_SCRIPT_QUESTION_TEMPLATE}
+
 TYPE_SUFFIX = {
     "multiple choice": " Please provide only the single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags.",
     "numerical": " Please provide the numerical value (e.g., 42 or 3.14) within the <answer> </answer> tags.",
@@ -39,17 +52,18 @@ def question_text(row: Mapping) -> str:
     return row["problem"]
 
 
-def prompt_text(row: Mapping) -> str:
-    """The text of the user turn: question, reasoning instruction, per-type answer instruction."""
+def prompt_text(row: Mapping, wording: str = "training") -> str:
+    """The text of the user turn: question, reasoning instruction, per-type answer instruction.
+    ``wording``: "training" (every stage) or "eval_script" (the public eval script's, for its protocol)."""
     problem_type = row["problem_type"]
     if problem_type not in TYPE_SUFFIX:
         raise ValueError(f"unknown problem_type {problem_type!r} (known: {sorted(TYPE_SUFFIX)})")
-    return QUESTION_TEMPLATE.format(question=question_text(row)) + TYPE_SUFFIX[problem_type]
+    return TEMPLATES[wording].format(question=question_text(row)) + TYPE_SUFFIX[problem_type]
 
 
-def user_message(row: Mapping) -> dict:
+def user_message(row: Mapping, wording: str = "training") -> dict:
     """The user turn as a chat message: the medium's placeholder, then the prompt text."""
-    return {"role": "user", "content": [{"type": row["data_type"]}, {"type": "text", "text": prompt_text(row)}]}
+    return {"role": "user", "content": [{"type": row["data_type"]}, {"type": "text", "text": prompt_text(row, wording)}]}
 
 
 def assistant_message(text: str) -> dict:

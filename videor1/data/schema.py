@@ -65,6 +65,15 @@ def _mc_answer_is_an_option(data: pa.PolarsData) -> pl.LazyFrame:
     return data.lazyframe.select((pl.col("problem_type") != "multiple choice") | ok)
 
 
+def _number_solution_parses(data: pa.PolarsData) -> pl.LazyFrame:
+    """A numerical or regression solution must be a number the scorer reads, or no answer can ever score."""
+    from ..rewards.answer import unscorable
+
+    ok = pl.struct("solution", "problem_type").map_elements(
+        lambda r: unscorable(r["solution"], r["problem_type"]) is None, return_dtype=pl.Boolean)
+    return data.lazyframe.select(ok)
+
+
 def _path_rules() -> list[pa.Check]:
     return [
         pa.Check.str_startswith("./", error="path must be relative and start with './'"),
@@ -97,6 +106,7 @@ _ROW_CHECKS = [
     pa.Check(_options_iff_multiple_choice, error="options must be present exactly for multiple choice"),
     pa.Check(_options_well_labelled, error="options must read 'A. ...', 'B. ...' in order"),
     pa.Check(_mc_answer_is_an_option, error="multiple-choice solution must be one of the option letters"),
+    pa.Check(_number_solution_parses, error="numerical or regression solution must be a number (it could never score)"),
 ]
 
 ROW_SCHEMA = pa.DataFrameSchema(_row_columns(), checks=_ROW_CHECKS, name="video_r1_row", strict=False)

@@ -14,10 +14,16 @@ def _pct(x: float | None) -> str:
 def _cell(ours: Mapping | None, paper: float | None) -> str:
     if ours is None:
         return "—"
+    if ours.get("missing"):
+        return "missing"
     text = _pct(ours.get("score"))
     if ours.get("failed"):
         text += f"†{ours['failed']}"
     return f"{text} ({_pct(paper)})" if paper is not None else text
+
+
+def _protocol(evaluation: Mapping) -> str:
+    return (evaluation.get("protocol") or {}).get("label", "unrecorded")
 
 
 def render_eval_report(
@@ -40,11 +46,13 @@ def render_eval_report(
     benches = list(BENCHMARKS)
     extra = sorted({b for e in evals for per in e["frames"].values() for b in per if b not in BENCHMARKS and b != "mean"})
     benches += extra
-    head = ["model", "frames", "paper row"] + [BENCHMARKS.get(b, b) for b in benches] + ["mean"]
+    head = ["model", "protocol", "frames", "paper row"] + [BENCHMARKS.get(b, b) for b in benches] + ["mean"]
     lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    failures = []
+    failures, unscorable, missing, vsi = [], [], [], []
+    labels = {_protocol(e) for e in evals}
     for e in evals:
         model = e["model"]
+        protocol = _protocol(e)
         paper_model = paper_models.get(model)
         for frames_key in sorted(e["frames"], key=int):
             frames = int(frames_key)
@@ -52,13 +60,40 @@ def render_eval_report(
             pf = paper_frames.get(frames, frames)
             row_label = f"{paper_model} @ {pf}" if paper_model and paper_score(paper_model, pf, "mvbench") is not None else "—"
             cells = [_cell(per.get(b), paper_score(paper_model, pf, b)) for b in benches]
-            lines.append("| " + " | ".join([model, str(frames), row_label, *cells, _pct(per.get("mean"))]) + " |")
+            lines.append("| " + " | ".join([model, protocol, str(frames), row_label, *cells, _pct(per.get("mean"))]) + " |")
             for b in benches:
-                for f in (per.get(b) or {}).get("failed_rows", []):
-                    failures.append(f"- {model} @ {frames} frames, {BENCHMARKS.get(b, b)}, problem {f['problem_id']}: {f['error']}")
+                entry = per.get(b) or {}
+                where = f"{model} @ {frames} frames, {BENCHMARKS.get(b, b)}"
+                for f in entry.get("failed_rows", []):
+                    failures.append(f"- {where}, problem {f['problem_id']}: {f['error']}")
+                for f in entry.get("unscorable_rows", []):
+                    unscorable.append(f"- {where}, problem {f['problem_id']}: {f['error']}")
+                if entry.get("missing"):
+                    missing.append(f"- {where}: {entry['missing']}")
+            if per.get("vsibench") and not per["vsibench"].get("missing"):
+                v = per["vsibench"]
+                vsi.append(f"| {model} | {protocol} | {frames} | {_pct(v.get('score'))} | {_pct(v.get('accuracy'))} | "
+                           f"{_pct(v.get('mra'))} |")
     lines += ["", "Scores are % (accuracy; MRA for regression rows; VSI-Bench: the mean of its task scores). "
-              "In parentheses: the paper's number for the row named in *paper row*."]
+              "In parentheses: the paper's number for the row named in *paper row*, made with the public eval "
+              "script (protocol `reference`, docs/eval-protocol.md)."]
+    if len(labels) > 1:
+        lines += ["", f"**These rows were evaluated under different protocols ({'; '.join(sorted(labels))}): "
+                  "compare numbers only within one protocol.**"]
     lines += [f"{n}" for n in notes]
+    if vsi:
+        lines += ["", "## VSI-Bench both ways", "",
+                  "Task-averaged (VSI-Bench's own code, the headline above) and the public eval script's pair: "
+                  "accuracy over the non-regression rows and MRA over the regression rows. The paper does not say "
+                  "how it combined the pair into one number.", "",
+                  "| model | protocol | frames | task-averaged | accuracy (non-regression) | MRA (regression) |",
+                  "|---|---|---|---|---|---|", *vsi]
+    if missing:
+        lines += ["", f"## Missing benchmarks ({len(missing)})", "", *missing]
+    if unscorable:
+        lines += ["", f"## Rows that can never score ({len(unscorable)})", "",
+                  "Data errors (a numerical or regression solution that is not a number): listed, not scored.", "",
+                  *unscorable]
     if failures:
         lines += ["", f"## Rows without an output ({len(failures)})", "",
                   "These rows are excluded from the score in the table (†n counts them); "

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..generation import GenerationBackend, GenerationRequest, SamplingConfig, too_long
-from ..media import MediaError, MediaRules, load_medium
-from ..prompts import QUESTION_TEMPLATE, TYPE_SUFFIX, user_message
+from ..media import FrameCache, MediaError, MediaRules, load_medium
+from ..prompts import TEMPLATES, TYPE_SUFFIX, user_message
 from ..store import ResultStore, fingerprint
 
 REQUIRED = ("problem_id", "problem", "data_type", "problem_type", "solution", "path")
@@ -24,6 +24,8 @@ class EvalRun:
     sampling: SamplingConfig
     batch_size: int = 8
     media_workers: int = 2
+    wording: str = "training"  # the prompt's wording (videor1.prompts.TEMPLATES): the protocol's
+    frame_cache: FrameCache | None = None  # decoded frames shared across frame counts and models
 
 
 def run_fingerprint(run: EvalRun, rows: Sequence[dict], model: dict, backend: str) -> str:
@@ -33,7 +35,7 @@ def run_fingerprint(run: EvalRun, rows: Sequence[dict], model: dict, backend: st
         "backend": backend,
         "sampling": asdict(run.sampling),
         "rules": asdict(run.rules),
-        "prompt": [QUESTION_TEMPLATE, TYPE_SUFFIX],
+        "prompt": [TEMPLATES[run.wording], TYPE_SUFFIX],
         "rows": list(rows),
     })
 
@@ -55,7 +57,7 @@ def _load(row: dict, run: EvalRun):
         return None, f"invalid row: missing {', '.join(missing)}"
     path = run.media_root / str(row["path"])
     try:
-        return load_medium(path, row["data_type"], run.rules), None
+        return load_medium(path, row["data_type"], run.rules, cache=run.frame_cache), None
     except (MediaError, ValueError) as err:
         return None, str(err)
 
@@ -88,10 +90,10 @@ def evaluate_rows(
             if b + 1 < len(batches):  # decode the next batch's media while this one generates
                 pending = [pool.submit(_load, r, run) for r in batches[b + 1]]
             limit = backend.prompt_limit(run.sampling)
-            loaded = [(medium, err or too_long(backend.processor, [user_message(row)], medium, limit))
+            loaded = [(medium, err or too_long(backend.processor, [user_message(row, run.wording)], medium, limit))
                       for row, (medium, err) in zip(batch, loaded)]  # an over-long prompt: the row's error, not a crash
             ok = [(row, medium) for row, (medium, err) in zip(batch, loaded) if err is None]
-            outputs = backend.generate([GenerationRequest([user_message(row)], medium) for row, medium in ok],
+            outputs = backend.generate([GenerationRequest([user_message(row, run.wording)], medium) for row, medium in ok],
                                        run.sampling) if ok else []
             generated = {row["problem_id"]: (medium, comps[0]) for (row, medium), comps in zip(ok, outputs)}
             records = []

@@ -6,7 +6,9 @@ rows that share ``task_field`` (the data source, or the question type).
 
 Rows without an output (their media could not be read) are never scored as
 wrong silently: they are listed, and two headline scores are given, over the
-rows that have an output and with the missing rows counted as wrong.
+rows that have an output and with the missing rows counted as wrong. Rows that
+can never score (a numerical or regression solution that is not a number) are a
+data error: listed as ``unscorable``, never scored.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
-from .scoring import score_prediction
+from .scoring import score_prediction, unscorable
 
 
 def benchmark_key(name: str) -> str:
@@ -38,6 +40,7 @@ class BenchmarkSummary:
     score_failed_as_wrong: float | None  # the same with rows that have no output counted as 0
     tasks: dict[str, float] = field(default_factory=dict)  # per-task mean, for task-averaged benchmarks
     failed: list[dict] = field(default_factory=list)  # {problem_id, error} of rows with no output
+    unscorable: list[dict] = field(default_factory=list)  # {problem_id, error} of rows whose solution cannot score
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +56,7 @@ def summarize(
     *,
     task_field: str = "data_source",
     task_averaged: bool | None = None,
+    mra: str = "exact",
 ) -> BenchmarkSummary:
     """Summarize the prediction rows of one benchmark (and one model and frame count).
 
@@ -60,10 +64,15 @@ def summarize(
     """
     if task_averaged is None:
         task_averaged = benchmark_key(benchmark) in TASK_AVERAGED
-    acc, mra, failed = [], [], []
+    mra_rule = mra
+    acc, mra, failed, bad = [], [], [], []
     by_task: dict[str, list[float | None]] = defaultdict(list)
     rows = 0
     for row in predictions:
+        reason = unscorable(row.get("solution", ""), row.get("problem_type", ""))
+        if reason:
+            bad.append({"problem_id": row.get("problem_id"), "error": reason})
+            continue
         rows += 1
         task = str(row.get(task_field, ""))
         output = row.get("output")
@@ -71,7 +80,7 @@ def summarize(
             failed.append({"problem_id": row.get("problem_id"), "error": row.get("error", "no output")})
             by_task[task].append(None)
             continue
-        s = score_prediction(output, row.get("solution", ""), row.get("problem_type", ""))
+        s = score_prediction(output, row.get("solution", ""), row.get("problem_type", ""), mra=mra_rule)
         (mra if row.get("problem_type") == "regression" else acc).append(s)
         by_task[task].append(s)
     scored = len(acc) + len(mra)
@@ -93,4 +102,5 @@ def summarize(
         score_failed_as_wrong=score_all,
         tasks={t: v for t, v in tasks.items() if v is not None},
         failed=failed,
+        unscorable=bad,
     )

@@ -22,6 +22,17 @@ class MediaRules:
     video_max_pixels: int = 128 * 28 * 28
     image_min_pixels: int = 4 * 28 * 28
     image_max_pixels: int = 401_408
+    # "bounds": frames lie in [video_min_pixels, video_max_pixels]. "qwen_vl_utils": the cap fetch_video
+    # really applies (``qwen_vl_utils_max_pixels``), as the public eval script ran it.
+    video_pixel_rule: str = "bounds"
+    # "exact": round(linspace) in exact arithmetic. "float32": torch.linspace's float32, as the public script.
+    frame_index_rule: str = "exact"
+
+    def __post_init__(self):
+        if self.video_pixel_rule not in ("bounds", "qwen_vl_utils"):
+            raise ValueError(f"video_pixel_rule must be 'bounds' or 'qwen_vl_utils', got {self.video_pixel_rule!r}")
+        if self.frame_index_rule not in ("exact", "float32"):
+            raise ValueError(f"frame_index_rule must be 'exact' or 'float32', got {self.frame_index_rule!r}")
 
 
 @dataclass(frozen=True)
@@ -37,11 +48,15 @@ class Medium:
         return 0 if self.video is None else int(self.video.frames.shape[0])
 
 
-def load_medium(path: str | Path, data_type: str, rules: MediaRules, *, threads: int = 1) -> Medium:
-    """Decode ``path`` as ``data_type`` under ``rules``; raises MediaError (or ValueError for an unknown type)."""
+def load_medium(path: str | Path, data_type: str, rules: MediaRules, *, threads: int = 1, cache=None) -> Medium:
+    """Decode ``path`` as ``data_type`` under ``rules``; raises MediaError (or ValueError for an unknown type).
+    ``cache``: a ``FrameCache`` that videos are read from and written to."""
+    if data_type == "video" and cache is not None:
+        return Medium("video", video=cache.load(path, rules, threads=threads))
     if data_type == "video":
         video = read_video(path, fps=rules.fps, min_frames=rules.min_frames, max_frames=rules.max_frames,
-                           min_pixels=rules.video_min_pixels, max_pixels=rules.video_max_pixels, threads=threads)
+                           min_pixels=rules.video_min_pixels, max_pixels=rules.video_max_pixels, threads=threads,
+                           pixel_rule=rules.video_pixel_rule, index_rule=rules.frame_index_rule)
         return Medium("video", video=video)
     if data_type == "image":
         return Medium("image", image=read_image(path, min_pixels=rules.image_min_pixels, max_pixels=rules.image_max_pixels))

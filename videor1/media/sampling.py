@@ -73,6 +73,27 @@ def frame_indices(total_frames: int, nframes: int) -> list[int]:
     return out
 
 
+def frame_indices_float32(total_frames: int, nframes: int) -> list[int]:
+    """The public eval script's indices: ``torch.linspace(0, total - 1, n).round()`` in float32. Equal to
+    ``frame_indices`` for every video below 135,435 frames; above, float32 can land on an exact .5 that
+    rounds down (135,435 frames, 64 samples: frame 131,134 where the exact rule takes 131,135)."""
+    import torch
+
+    if nframes < 1 or total_frames < 1:
+        raise ValueError(f"need nframes >= 1 and total_frames >= 1, got {nframes}, {total_frames}")
+    return torch.linspace(0, total_frames - 1, nframes).round().long().tolist()
+
+
+VIDEO_TOTAL_PIXELS = int(128000 * 28 * 28 * 0.9)  # qwen-vl-utils' default token budget of one video, in pixels
+
+
+def qwen_vl_utils_max_pixels(min_pixels: int, max_pixels: int, nframes: int, total_pixels: int = VIDEO_TOTAL_PIXELS) -> int:
+    """The per-frame pixel cap qwen-vl-utils' ``fetch_video`` really applies:
+    ``max(min(max_pixels, total_pixels / nframes * 2), int(1.05 * min_pixels))``. With min = max = 128·28·28
+    (the public eval script) a frame may hold up to 105,369 pixels, not 100,352."""
+    return int(max(min(max_pixels, total_pixels / nframes * FRAME_FACTOR), int(min_pixels * 1.05)))
+
+
 def smart_resize(
     height: int,
     width: int,

@@ -24,7 +24,7 @@ import torch
 
 from .errors import MediaError
 from .resize import resize_frames
-from .sampling import frame_indices, smart_nframes, smart_resize
+from .sampling import frame_indices, frame_indices_float32, qwen_vl_utils_max_pixels, smart_nframes, smart_resize
 
 
 @dataclass(frozen=True)
@@ -231,19 +231,39 @@ def read_video(
     max_pixels: int,
     factor: int = 28,
     threads: int = 1,
+    pixel_rule: str = "bounds",
+    index_rule: str = "exact",
 ) -> SampledVideo:
     """Sample, decode and resize a video exactly as spec section 5 (qwen-vl-utils) prescribes."""
     path = Path(path)
     info = probe_video(path)
+    plan = sampling_plan(path, info, fps=fps, min_frames=min_frames, max_frames=max_frames, min_pixels=min_pixels,
+                         max_pixels=max_pixels, factor=factor, pixel_rule=pixel_rule, index_rule=index_rule)
+    frames = resize_frames(read_frames(path, plan.indices, threads=threads), plan.height, plan.width)
+    return SampledVideo(frames, plan.sample_fps, plan.indices, info)
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """Which frames a video's rules take, and the size they are resized to, before any decoding."""
+
+    indices: list[int]
+    height: int
+    width: int
+    sample_fps: float
+
+
+def sampling_plan(path: Path, info: VideoInfo, *, fps: float, min_frames: int, max_frames: int, min_pixels: int,
+                  max_pixels: int, factor: int = 28, pixel_rule: str = "bounds", index_rule: str = "exact") -> SamplingPlan:
     try:
         n = smart_nframes(info.total_frames, info.fps, fps=fps, min_frames=min_frames, max_frames=max_frames)
+        if pixel_rule == "qwen_vl_utils":
+            max_pixels = qwen_vl_utils_max_pixels(min_pixels, max_pixels, n)
         height, width = smart_resize(info.height, info.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
     except ValueError as err:
         raise MediaError(path, str(err)) from err
-    indices = frame_indices(info.total_frames, n)
-    frames = resize_frames(read_frames(path, indices, threads=threads), height, width)
-    sample_fps = n / info.total_frames * info.fps
-    return SampledVideo(frames, sample_fps, indices, info)
+    indices = (frame_indices_float32 if index_rule == "float32" else frame_indices)(info.total_frames, n)
+    return SamplingPlan(indices, height, width, n / info.total_frames * info.fps)
 
 
 def file_signature(path: str | Path) -> tuple[int, int]:

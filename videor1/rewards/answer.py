@@ -37,3 +37,13 @@ def parse_number(text: str) -> float | None:
         return None
     value = float(cleaned)
     return value if math.isfinite(value) else None
+
+
+def unscorable(solution: str, problem_type: str) -> str | None:
+    """Why a row can never score, or None: a numerical or regression solution that is not a number is a data
+    error (collect quarantines it; eval lists such rows instead of scoring every model 0 on them)."""
+    if problem_type in ("numerical", "regression"):
+        answer = solution_answer(solution) if isinstance(solution, str) else ""
+        if parse_number(answer) is None:
+            return f"{problem_type} solution {answer!r} is not a number"
+    return None
