@@ -183,3 +183,22 @@ def test_concurrent_processes_read_whole_entries(videos, tmp_path):
         results = list(pool.map(_read_many, [(tmp_path / "shared", videos["short_gop"], 6)] * 2))
     for out in results:
         assert out == [expected[i % 2] for i in range(6)]
+
+
+def test_the_report_names_the_protocol_flags_mixed_ones_and_gives_vsibench_both_ways():
+    from videor1.eval import render_eval_report
+
+    def metrics(model, label):
+        vsi = {"score": 40.0, "accuracy": 50.0, "mra": 30.0, "tasks": {"a": 50.0, "b": 30.0}, "failed": 0,
+               "unscorable_rows": [{"problem_id": 9, "error": "regression solution 'x' is not a number"}]}
+        return {"model": model, "protocol": {"label": label},
+                "frames": {"16": {"vsibench": vsi, "mmvu": {"score": None, "missing": "benchmark file /e/eval_mmvu.json does not exist"},
+                                  "mean": 40.0}}}
+
+    one = render_eval_report([metrics("base", "reference"), metrics("rl", "reference")])
+    assert "| base | reference | 16 |" in one and "different protocols" not in one
+    assert "| base | reference | 16 | 40.0 (2) | 50.0 | 30.0 |" in one  # VSI-Bench both ways
+    assert "missing" in one.split("| base")[1].splitlines()[0] and "eval_mmvu.json does not exist" in one
+    assert "problem 9: regression solution 'x' is not a number" in one
+    mixed = render_eval_report([metrics("base", "reference"), metrics("rl", "paper")])
+    assert "different protocols (paper; reference)" in mixed

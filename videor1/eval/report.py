@@ -72,8 +72,8 @@ def render_eval_report(
                     missing.append(f"- {where}: {entry['missing']}")
             if per.get("vsibench") and not per["vsibench"].get("missing"):
                 v = per["vsibench"]
-                vsi.append(f"| {model} | {protocol} | {frames} | {_pct(v.get('score'))} | {_pct(v.get('accuracy'))} | "
-                           f"{_pct(v.get('mra'))} |")
+                vsi.append(f"| {model} | {protocol} | {frames} | {_pct(v.get('score'))} ({len(v.get('tasks') or {})}) | "
+                           f"{_pct(v.get('accuracy'))} | {_pct(v.get('mra'))} |")
     lines += ["", "Scores are % (accuracy; MRA for regression rows; VSI-Bench: the mean of its task scores). "
               "In parentheses: the paper's number for the row named in *paper row*, made with the public eval "
               "script (protocol `reference`, docs/eval-protocol.md)."]
@@ -85,8 +85,9 @@ def render_eval_report(
         lines += ["", "## VSI-Bench both ways", "",
                   "Task-averaged (VSI-Bench's own code, the headline above) and the public eval script's pair: "
                   "accuracy over the non-regression rows and MRA over the regression rows. The paper does not say "
-                  "how it combined the pair into one number.", "",
-                  "| model | protocol | frames | task-averaged | accuracy (non-regression) | MRA (regression) |",
+                  "how it combined the pair into one number. In parentheses: how many tasks the average is over (the "
+                  "values of `task_field`; one task means the file does not name them).", "",
+                  "| model | protocol | frames | task-averaged (tasks) | accuracy (non-regression) | MRA (regression) |",
                   "|---|---|---|---|---|---|", *vsi]
     if missing:
         lines += ["", f"## Missing benchmarks ({len(missing)})", "", *missing]
