@@ -196,9 +196,10 @@ def test_the_report_names_the_protocol_flags_mixed_ones_and_gives_vsibench_both_
                                   "mean": 40.0}}}
 
     one = render_eval_report([metrics("base", "reference"), metrics("rl", "reference")])
-    assert "| base | reference | 16 |" in one and "different protocols" not in one
-    assert "| base | reference | 16 | 40.0 (2) | 50.0 | 30.0 |" in one  # VSI-Bench both ways
+    assert "| base | reference [1] | 16 |" in one and "[1] reference" in one and "different protocols" not in one
+    assert "| base | reference [1] | 16 | 40.0 (2) | 50.0 | 30.0 |" in one  # VSI-Bench both ways
     assert "missing" in one.split("| base")[1].splitlines()[0] and "eval_mmvu.json does not exist" in one
     assert "problem 9: regression solution 'x' is not a number" in one
-    mixed = render_eval_report([metrics("base", "reference"), metrics("rl", "paper")])
-    assert "different protocols (paper; reference)" in mixed
+    mixed = render_eval_report([metrics("base", "reference"), metrics("rl", "reference, max_new_tokens=128")])
+    assert "| rl | reference [2] |" in mixed and "[2] reference, max_new_tokens=128" in mixed
+    assert "under 2 different protocols" in mixed

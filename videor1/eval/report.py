@@ -49,10 +49,11 @@ def render_eval_report(
     head = ["model", "protocol", "frames", "paper row"] + [BENCHMARKS.get(b, b) for b in benches] + ["mean"]
     lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     failures, unscorable, missing, vsi = [], [], [], []
-    labels = {_protocol(e) for e in evals}
+    labels = list(dict.fromkeys(_protocol(e) for e in evals))  # each distinct label once, numbered below the table
     for e in evals:
         model = e["model"]
-        protocol = _protocol(e)
+        label = _protocol(e)
+        protocol = f"{label.split(',')[0]} [{labels.index(label) + 1}]"
         paper_model = paper_models.get(model)
         for frames_key in sorted(e["frames"], key=int):
             frames = int(frames_key)
@@ -77,9 +78,10 @@ def render_eval_report(
     lines += ["", "Scores are % (accuracy; MRA for regression rows; VSI-Bench: the mean of its task scores). "
               "In parentheses: the paper's number for the row named in *paper row*, made with the public eval "
               "script (protocol `reference`, docs/eval-protocol.md)."]
+    lines += ["", "Protocols (docs/eval-protocol.md; overrides named):"] + [f"[{k}] {label}" for k, label in enumerate(labels, 1)]
     if len(labels) > 1:
-        lines += ["", f"**These rows were evaluated under different protocols ({'; '.join(sorted(labels))}): "
-                  "compare numbers only within one protocol.**"]
+        lines += ["", f"**These rows were evaluated under {len(labels)} different protocols: compare numbers only "
+                  "within one protocol.**"]
     lines += [f"{n}" for n in notes]
     if vsi:
         lines += ["", "## VSI-Bench both ways", "",
