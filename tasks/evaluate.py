@@ -1,6 +1,8 @@
 """DVC stage `evaluate@<model>`: one model on the six benchmark files at each frame count, under one protocol.
 
     python -m tasks.evaluate base      # models/base -> data/eval/base/, metrics/eval_base.json
+    python -m tasks.evaluate grpo-1 --model-dir runs/grpo-1/model --results runs/grpo-1/eval \
+        --metrics runs/grpo-1/eval.json  # any model directory, outputs where an experiment keeps them
 
 The protocol (``eval.protocol``: reference | paper | spec, docs/eval-protocol.md) fixes the prompt wording,
 decoding, pixel and frame rules and MRA; its label goes into the metrics beside every number. Videos are
@@ -12,6 +14,7 @@ missing, and the other benchmarks run.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -84,14 +87,26 @@ def benchmark_entry(summary) -> dict:
     return entry
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m tasks.evaluate", description="one model on the eval files")
+    ap.add_argument("model", help="its name: models/MODEL unless --model-dir")
+    ap.add_argument("--model-dir", type=Path, help="the model directory (default models/MODEL)")
+    ap.add_argument("--results", type=Path, help="per-row outputs (default data/eval/MODEL)")
+    ap.add_argument("--metrics", type=Path, help="the metrics file (default metrics/eval_MODEL.json)")
+    args = ap.parse_args(argv)
+    args.model_dir = args.model_dir or Path("models") / args.model
+    args.results = args.results or Path("data/eval") / args.model
+    args.metrics = args.metrics or Path("metrics") / f"eval_{args.model}.json"
+    return args
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        sys.exit("usage: python -m tasks.evaluate MODEL   (a directory under models/)")
-    name = argv[0]
+    args = parse_args(argv)
+    name = args.model
     p = stage_params("eval")
     set_threads(p.get("threads", 1))
     try:
-        model_dir = check_model_dir(Path("models") / name)
+        model_dir = check_model_dir(args.model_dir)
     except FileNotFoundError as err:
         sys.exit(f"evaluate: {err}")
     root = Path(p["benchmarks_dir"])
@@ -112,7 +127,7 @@ def main(argv: list[str]) -> None:
     metrics = {"model": name, "protocol": protocol.to_dict(), "frames": {str(f): {} for f in p["frames"]},
                "generated_now": 0, "frame_cache_seconds": 0.0}
     total = len(p["frames"]) * sum(len(r) for r in rows_by_bench.values())
-    out_dir = Path("data/eval") / name
+    out_dir = args.results
     start = time.perf_counter()
     with tqdm(total=total, desc=f"eval {name}", unit="row", dynamic_ncols=True) as bar:
         for bench, rows in rows_by_bench.items():  # one benchmark's videos in the cache at a time suffice
@@ -137,7 +152,7 @@ def main(argv: list[str]) -> None:
     seconds = time.perf_counter() - start
     metrics["seconds"] = round(seconds, 2)
     metrics["rows_per_second"] = round(metrics["generated_now"] / seconds, 3) if metrics["generated_now"] else None
-    write_json(Path("metrics") / f"eval_{name}.json", metrics)
+    write_json(args.metrics, metrics)
     for frames, per in metrics["frames"].items():
         print(f"{name} @ {frames} frames ({protocol.label}): " + ", ".join(f"{b} {e['score']}" for b, e in per.items() if b != "mean")
               + f"; mean {per['mean']}")

@@ -40,3 +40,35 @@ RUN_ONLY_KEYS = frozenset({"threads", "save_steps", "save_total_limit", "logging
 def result_params(section: dict) -> dict:
     """A stage's params without the run-only knobs (at any depth): what a run fingerprint should cover."""
     return {k: result_params(v) if isinstance(v, dict) else v for k, v in section.items() if k not in RUN_ONLY_KEYS}
+
+
+def with_overrides(section: dict, assignments: list[str]) -> dict:
+    """A copy of a params section with ``a.b=value`` assignments applied (values read as YAML: ``false``, ``3``,
+    ``1e-4``), for a run that differs from its section in a few knobs (the toy experiment's seeds and methods)."""
+    import copy
+
+    out = copy.deepcopy(section)
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {assignment!r} is not key=value")
+        target, parts = out, key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                raise KeyError(f"override {assignment!r}: {part!r} is not a section")
+            target = target[part]
+        if parts[-1] not in target:
+            raise KeyError(f"override {assignment!r}: no knob {parts[-1]!r} there")
+        target[parts[-1]] = _scalar(value)
+    return out
+
+
+def _scalar(text: str):
+    """YAML's reading of a value, except that ``1e-4`` is a float (YAML 1.1, PyYAML's dialect, reads it as a string)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value

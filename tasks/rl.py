@@ -1,17 +1,24 @@
 """DVC stage `rl`: T-GRPO (or plain GRPO with `temporal: false`) from models/sft -> models/rl.
 
+    python -m tasks.rl                                   # the pipeline's run
+    python -m tasks.rl --run grpo-1 --set train.temporal=false --set train.seed=1   # one run of an experiment
+
 Rows: data/collected.parquet. The reference model is a frozen copy of the SFT model.
 Curves: plots/rl.csv (DVC plots) and TensorBoard under logs/rl; checkpoints under
-models/rl-checkpoints every `save_steps`; a killed run resumes from the newest.
+models/rl-checkpoints every `save_steps`; a killed run resumes from the newest. With ``--run NAME``
+everything goes under runs/NAME/ instead (model, checkpoints, rl.csv, rl.json, logs), and ``--set``
+changes single knobs of the rl section for that run.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import io
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,28 +32,40 @@ from videor1.models import load_model, load_processor, model_signature
 from videor1.rl import RLConfig, RLTrainer
 from videor1.store import fingerprint
 
-from .params import result_params, set_threads, stage_params
+from .params import result_params, set_threads, stage_params, with_overrides
 from .tables import read_stage_table
 
 IN_TABLE = Path("data/collected.parquet")
-OUT_MODEL = Path("models/rl")
-CHECKPOINTS = Path("models/rl-checkpoints")
-OUT_PLOT = Path("plots/rl.csv")
-OUT_METRICS = Path("metrics/rl.json")
-TENSORBOARD = Path("logs/rl")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    model: Path = Path("models/rl")
+    checkpoints: Path = Path("models/rl-checkpoints")
+    plot: Path = Path("plots/rl.csv")
+    metrics: Path = Path("metrics/rl.json")
+    tensorboard: Path = Path("logs/rl")
+
+    @classmethod
+    def of_run(cls, name: str) -> Outputs:
+        root = Path("runs") / name
+        return cls(root / "model", root / "checkpoints", root / "rl.csv", root / "rl.json", root / "logs")
+
+
+PIPELINE = Outputs()
 CURVE_FIELDS = ["step", "reward", "accuracy", "format", "temporal_fired", "shuffled_accuracy", "completion_length",
                 "distinct_completions", "kl",
                 "loss", "all_correct", "all_wrong", "grad_norm", "learning_rate", "time_rollout_s", "time_scoring_s",
                 "time_update_s"]
 
 
-def prepare_checkpoints(run_id: str) -> None:
-    marker = CHECKPOINTS / "run.json"
-    if CHECKPOINTS.exists() and (not marker.exists() or marker.read_text().strip() != run_id):
-        print(f"rl: {CHECKPOINTS} holds another configuration's checkpoints; starting over")
-        shutil.rmtree(CHECKPOINTS)
-        shutil.rmtree(TENSORBOARD, ignore_errors=True)
-    CHECKPOINTS.mkdir(parents=True, exist_ok=True)
+def prepare_checkpoints(run_id: str, out: Outputs = PIPELINE) -> None:
+    marker = out.checkpoints / "run.json"
+    if out.checkpoints.exists() and (not marker.exists() or marker.read_text().strip() != run_id):
+        print(f"rl: {out.checkpoints} holds another configuration's checkpoints; starting over")
+        shutil.rmtree(out.checkpoints)
+        shutil.rmtree(out.tensorboard, ignore_errors=True)
+    out.checkpoints.mkdir(parents=True, exist_ok=True)
     write_text(marker, run_id + "\n")
 
 
@@ -55,8 +74,21 @@ def window_mean(records: list[dict], key: str, n: int, last: bool) -> float | No
     return round(sum(values) / len(values), 4) if values else None
 
 
-def main() -> None:
-    p = stage_params("rl")
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m tasks.rl", description="T-GRPO from the SFT model")
+    ap.add_argument("--run", help="write everything under runs/RUN/ (one run of an experiment)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change one knob of the rl section, e.g. train.seed=1 (repeatable)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        p = with_overrides(stage_params("rl"), args.set)
+    except (KeyError, ValueError) as err:
+        sys.exit(f"rl: {err}")
+    out = Outputs.of_run(args.run) if args.run else PIPELINE
     nproc = int(p.get("nproc", 1))
     relaunch(nproc, "tasks.rl")
     world = init_world()
@@ -75,7 +107,7 @@ def main() -> None:
         sys.exit(f"rl: train.prompts_per_step ({cfg.prompts_per_step}) must be a multiple of nproc ({world.size})")
     if world.is_main:
         prepare_checkpoints(fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["path"]) for r in rows],
-                                         "policy": model_signature(policy_dir)}))
+                                         "policy": model_signature(policy_dir)}), out)
     barrier(world)
     per_rank_sequences = cfg.prompts_per_step // world.size * (cfg.num_generations + cfg.num_generations // 2)
     backend_kind = p.get("rollout_backend", "transformers")
@@ -92,7 +124,7 @@ def main() -> None:
     # frozen: it only ever runs forwards, so it is kept in the compute dtype
     ref_model = copy.deepcopy(model).to(getattr(torch, cfg.compute_dtype)).eval().requires_grad_(False)
     model, ref_model = shard_model(model, world, cfg.compute_dtype), shard_model(ref_model, world, cfg.compute_dtype)
-    trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, CHECKPOINTS,
+    trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, out.checkpoints,
                         log=print if world.is_main else (lambda _: None), world=world)
     if not world.is_main:  # rank 0 writes the curves, the model and the metrics
         trainer.train()
@@ -101,7 +133,7 @@ def main() -> None:
 
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(TENSORBOARD))
+    writer = SummaryWriter(str(out.tensorboard))
 
     def on_step(record: dict) -> None:
         for key in CURVE_FIELDS[1:]:
@@ -115,18 +147,18 @@ def main() -> None:
     records = trainer.train(on_step=on_step)
     writer.close()
     weights = full_state_dict(model, world)
-    with atomic_path(OUT_MODEL) as tmp:
+    with atomic_path(out.model) as tmp:
         saved = load_model(policy_dir)  # an unsharded model to carry the trained weights and the config
         saved.load_state_dict(weights, strict=True)
         saved.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
     buf = io.StringIO()
-    out = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore")
-    out.writeheader()
-    out.writerows(records)
-    write_text(OUT_PLOT, buf.getvalue())
+    table = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+    table.writeheader()
+    table.writerows(records)
+    write_text(out.plot, buf.getvalue())
     window = max(1, len(records) // 5)
-    write_json(OUT_METRICS, {
+    write_json(out.metrics, {
         "steps": trainer.step,
         "temporal": cfg.temporal,
         "window_steps": window,
@@ -137,7 +169,7 @@ def main() -> None:
         "seconds_per_step": window_mean([{"t": r["time_rollout_s"] + r["time_scoring_s"] + r["time_update_s"]} for r in records],
                                         "t", len(records), last=True),
     })
-    print(f"rl: {trainer.step} steps -> {OUT_MODEL}")
+    print(f"rl: {trainer.step} steps -> {out.model}")
 
 
 if __name__ == "__main__":

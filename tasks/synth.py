@@ -18,6 +18,7 @@ def main() -> None:
         eval_rows_per_benchmark=p["eval_rows_per_benchmark"],
         broken_rows=p["broken_rows"],
         spec=SynthSpec(**p["spec"]),
+        eval_sets=p.get("eval_sets"),  # absent: the six benchmark stand-ins
     )
     counts = generate(p["out"], cfg)
     print(json.dumps({split: sum(c.values()) for split, c in counts.items()}))

@@ -76,9 +76,10 @@ def check_outputs(project: Path) -> None:
             assert set(per) == {"mvbench", "tempcompass", "videomme", "videommmu", "vsibench", "mmvu", "mean"}
             assert all(per[b]["rows"] == 2 and per[b]["failed"] == 0 for b in per if b != "mean")
     report = (project / "reports" / "eval.md").read_text()
-    assert "| base | 4 | Qwen2.5-VL-7B (CoT) @ 16 |" in report and "| rl | 8 | Video-R1-7B @ 32 |" in report
+    assert "| base | spec [1] | 4 | Qwen2.5-VL-7B (CoT) @ 16 |" in report
+    assert "| rl | spec [1] | 8 | Video-R1-7B @ 32 |" in report
     summary = (project / "reports" / "summary.md").read_text()
-    assert "## SFT" in summary and "## RL (T-GRPO)" in summary and "| rl | 8 |" in summary
+    assert "## SFT" in summary and "## RL (T-GRPO)" in summary and "| rl | spec [1] | 8 |" in summary
     assert f"quarantined **{len(BROKEN_CASES)}**" in summary and "| media: file is empty | 1 |" in summary
     figures = sorted(p.name for p in (project / "reports" / "figures").glob("*.png"))
     assert figures == ["rl_length.png", "rl_reward.png", "rl_temporal_kl.png", "sft_loss.png"]

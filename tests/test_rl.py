@@ -323,3 +323,19 @@ def test_gradient_checkpointing_gives_the_shared_prompt_numbers(tiny, rows, synt
     assert shared_grads.keys() == checkpointed_grads.keys()
     for name, grad in shared_grads.items():
         assert torch.allclose(grad, checkpointed_grads[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_run_overrides_change_single_knobs_and_refuse_unknown_ones():
+    """`python -m tasks.rl --set train.seed=1`: values read as YAML, the section itself untouched, typos refused."""
+    from tasks.params import with_overrides
+
+    section = {"policy": "models/sft", "train": {"seed": 0, "temporal": True, "learning_rate": 5e-5}}
+    out = with_overrides(section, ["train.seed=2", "train.temporal=false", "train.learning_rate=1e-4"])
+    assert out["train"] == {"seed": 2, "temporal": False, "learning_rate": 1e-4}
+    assert section["train"]["seed"] == 0  # a copy
+    with pytest.raises(KeyError, match="no knob 'sed'"):
+        with_overrides(section, ["train.sed=1"])
+    with pytest.raises(KeyError, match="not a section"):
+        with_overrides(section, ["policy.x=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        with_overrides(section, ["train.seed"])

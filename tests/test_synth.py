@@ -88,3 +88,27 @@ def test_order_dependent_answers_change_when_states_reverse(family):
             assert runs(pattern) == facts["appearances"] == runs(rev)
             changed += runs(shuffled) != runs(pattern)
     assert changed >= (20 if family != "count_appearances" else 3)
+
+
+def test_eval_sets_choose_families_sizes_and_longer_clips(tmp_path):
+    """The toy profile's eval files: named sets of families, their own sizes, and clips of 8 states whose
+    16 frames at 2 fps hold each state twice while 8 frames merge two states per temporal patch."""
+    from videor1.data.synth import EvalSet
+
+    cfg = SynthConfig(seed=1, train_video_rows=4, train_image_rows=0, eval_sets={
+        "order": {"families": ["motion_direction", "event_order"], "rows": 4},
+        "long": {"families": ["motion_direction"], "rows": 2, "spec": {"states": 8}}})
+    generate(tmp_path / "d", cfg)
+    assert sorted(p.name for p in (tmp_path / "d").glob("eval_*.json")) == ["eval_long.json", "eval_order.json"]
+    order = json.loads((tmp_path / "d" / "eval_order.json").read_text())
+    assert [r["data_source"].split("/")[1] for r in order] == ["motion_direction", "event_order"] * 2
+    long = json.loads((tmp_path / "d" / "eval_long.json").read_text())
+    many = read_video(tmp_path / "d" / long[0]["path"], max_frames=16, min_pixels=3136, max_pixels=3136).frames.float()
+    few = read_video(tmp_path / "d" / long[0]["path"], max_frames=8, min_pixels=3136, max_pixels=3136).frames.float()
+    assert many.shape[0] == 16 and few.shape[0] == 8
+    assert all((many[k] - many[k + 1]).abs().mean() < 2.0 for k in range(0, 16, 2))  # one state per patch
+    assert all((few[k] - few[k + 1]).abs().mean() > 2.0 for k in range(0, 8, 2))  # two states per patch
+    with pytest.raises(ValueError, match="unknown"):
+        EvalSet(("no_such_family",))
+    with pytest.raises(ValueError, match="unknown fields"):
+        EvalSet(("motion_direction",), spec={"frames": 3})

@@ -176,4 +176,4 @@ def relaunch(nproc: int, module: str) -> None:
         import sys
 
         os.execvp(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                   f"--nproc_per_node={nproc}", "-m", module])
+                                   f"--nproc_per_node={nproc}", "-m", module, *sys.argv[1:]])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,24 @@ BENCHMARKS: dict[str, list[str]] = {
 }
 
 
+@dataclass(frozen=True)
+class EvalSet:
+    """One evaluation file: its families (rows cycle through them), its size, and geometry that differs from
+    the training clips (``{"states": 8}``: clips twice as long, to ask whether more frames help)."""
+
+    families: tuple[str, ...]
+    rows: int | None = None  # None: SynthConfig.eval_rows_per_benchmark
+    spec: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown or not self.families:
+            raise ValueError(f"eval set families {list(self.families)}: unknown {unknown} (known: {sorted(FAMILIES)})")
+        bad = set(self.spec) - set(SynthSpec.__dataclass_fields__)
+        if bad:
+            raise ValueError(f"eval set spec: unknown fields {sorted(bad)}")
+
+
 @dataclass
 class SynthConfig:
     seed: int = 0
@@ -46,6 +64,19 @@ class SynthConfig:
     eval_rows_per_benchmark: int = 48
     broken_rows: bool = False  # also write train_broken.json, rows collect must quarantine
     spec: SynthSpec = field(default_factory=SynthSpec)
+    # eval file name -> what it holds; None: the six benchmark stand-ins of BENCHMARKS
+    eval_sets: dict[str, EvalSet] | None = None
+
+    def evals(self) -> dict[str, EvalSet]:
+        if self.eval_sets is None:
+            return {b: EvalSet(tuple(f)) for b, f in BENCHMARKS.items()}
+        return {name: s if isinstance(s, EvalSet) else EvalSet(tuple(s["families"]), s.get("rows"), s.get("spec", {}))
+                for name, s in self.eval_sets.items()}
+
+    def spec_of(self, split: str) -> SynthSpec:
+        evals = self.evals()
+        name = split.removeprefix("eval_")
+        return replace(self.spec, **evals[name].spec) if split.startswith("eval_") and name in evals else self.spec
 
 
 def data_source(family: str) -> str:
@@ -68,11 +99,12 @@ def _row(problem_id: int, family: str, ex: Example, rel_path: str) -> dict:
 def _make(root: Path, split: str, split_code: int, index: int, family: str, cfg: SynthConfig) -> tuple[dict, dict]:
     """One row and its facts; its media is written under ``root``."""
     rng = np.random.default_rng([cfg.seed, split_code, index])
-    ex = FAMILIES[family](rng, cfg.spec)
+    spec = cfg.spec_of(split)
+    ex = FAMILIES[family](rng, spec)
     problem_id = index + 1
     if ex.data_type == "video":
         rel = f"videos/{split}/{family}/{problem_id:06d}.mp4"
-        write_mp4(root / rel, ex.frames, cfg.spec.video_fps)
+        write_mp4(root / rel, ex.frames, spec.video_fps)
     else:
         rel = f"images/{split}/{family}/{problem_id:06d}.png"
         write_png(root / rel, ex.image)
@@ -94,8 +126,9 @@ def _train_families(cfg: SynthConfig) -> list[str]:
 def splits(cfg: SynthConfig) -> dict[str, list[str]]:
     """Split name -> the family of each of its rows."""
     out = {"train": _train_families(cfg)}
-    for bench, families in BENCHMARKS.items():
-        out[f"eval_{bench}"] = [families[i % len(families)] for i in range(cfg.eval_rows_per_benchmark)]
+    for name, eval_set in cfg.evals().items():
+        n = cfg.eval_rows_per_benchmark if eval_set.rows is None else eval_set.rows
+        out[f"eval_{name}"] = [eval_set.families[i % len(eval_set.families)] for i in range(n)]
     return out
 
 
