@@ -1,0 +1,188 @@
+"""The toy reproduction's analysis: Video-R1's four observations (spec section 7) judged over seeds.
+
+Every verdict follows a rule fixed before the runs (docs/toy-preregistration.md); the functions here only
+apply it to the runs' curves (rl.csv) and greedy evals (eval.json), so the report's numbers are the metrics
+files' numbers.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..io import atomic_path  # noqa: E402
+from .figures import read_curve, smooth  # noqa: E402
+
+METHOD_LABELS = {"tgrpo": "T-GRPO", "grpo": "GRPO"}
+METHOD_COLORS = {"tgrpo": "tab:red", "grpo": "tab:blue"}
+
+
+@dataclass
+class Run:
+    name: str  # <method>-<seed>
+    method: str
+    seed: int
+    curve: list[dict]  # one row per RL step
+    eval: dict  # tasks.evaluate's metrics: frames -> benchmark -> entry
+    rl: dict = field(default_factory=dict)  # tasks.rl's metrics
+
+    def score(self, benchmark: str, frames: int) -> float | None:
+        entry = self.eval["frames"].get(str(frames), {}).get(benchmark) or {}
+        return entry.get("score")
+
+    def seconds(self) -> float:
+        rl = sum((r.get("time_rollout_s") or 0) + (r.get("time_scoring_s") or 0) + (r.get("time_update_s") or 0)
+                 for r in self.curve)
+        return rl + float(self.eval.get("seconds") or 0)
+
+
+def load_run(root: Path, name: str, spec: Mapping) -> Run:
+    import json
+
+    method = "tgrpo" if spec["temporal"] else "grpo"
+    rl = json.loads((root / "rl.json").read_text()) if (root / "rl.json").is_file() else {}
+    return Run(name, method, int(spec["seed"]), read_curve(root / "rl.csv"),
+               json.loads((root / "eval.json").read_text()), rl)
+
+
+def window_means(values: Sequence[float | None], share: float = 0.2) -> tuple[float, float]:
+    """Mean of the first and of the last ``share`` of the known values."""
+    known = [v for v in values if v is not None]
+    n = max(1, int(len(known) * share))
+    return statistics.fmean(known[:n]), statistics.fmean(known[-n:])
+
+
+def spread(values: Sequence[float]) -> dict:
+    return {"mean": round(statistics.fmean(values), 2),
+            "sd": round(statistics.stdev(values), 2) if len(values) > 1 else None,
+            "min": round(min(values), 2), "max": round(max(values), 2), "n": len(values)}
+
+
+def verdict(per_run: Sequence[float], *, positive_is_good: bool = True) -> str:
+    """reproduced: every run (or seed pair) shows the effect; partly: on average but not in every one; else not."""
+    sign = 1 if positive_is_good else -1
+    if all(sign * v > 0 for v in per_run):
+        return "reproduced"
+    if sign * statistics.fmean(per_run) > 0:
+        return "partly reproduced"
+    return "not reproduced"
+
+
+# ----- the four observations -----------------------------------------------------------------------
+
+
+def accuracy_trend(runs: Sequence[Run]) -> dict:
+    """1. The accuracy reward trends up: last-20%-of-steps mean minus first-20% mean, per run."""
+    per = {}
+    for r in runs:
+        first, last = window_means([row.get("accuracy") for row in r.curve])
+        per[r.name] = {"first": round(first, 3), "last": round(last, 3), "change": round(last - first, 3)}
+    changes = [v["change"] for v in per.values()]
+    return {"per_run": per, "change": spread(changes), "verdict": verdict(changes)}
+
+
+def length_dip(curve: Sequence[dict], window: int) -> dict:
+    """The smoothed length's start, its minimum over the first half, and its end; a dip-and-rise when the
+    minimum lies at least 5% under the start and the end at least 5% over the minimum."""
+    lengths = smooth([row.get("completion_length") for row in curve], window)
+    known = [v for v in lengths if v is not None]
+    start, end = known[min(window, len(known)) - 1], known[-1]
+    half = known[: max(1, len(known) // 2)]
+    low = min(half)
+    low_step = int(curve[lengths.index(low)]["step"])
+    return {"start": round(start, 1), "min": round(low, 1), "min_step": low_step, "end": round(end, 1),
+            "dip_and_rise": low <= 0.95 * start and end >= 1.05 * low}
+
+
+def length_shape(runs: Sequence[Run], window: int) -> dict:
+    """2. The response length first drops, then rises: the share of runs with a dip-and-rise."""
+    per = {r.name: length_dip(r.curve, window) for r in runs}
+    hits = sum(v["dip_and_rise"] for v in per.values())
+    state = "reproduced" if hits == len(per) else "partly reproduced" if hits else "not reproduced"
+    return {"per_run": per, "runs_with_dip_and_rise": hits, "runs": len(per), "verdict": state}
+
+
+def paired(runs: Sequence[Run], benchmark: str, frames: int) -> dict:
+    """T-GRPO minus GRPO on one eval set, per seed (pairs share the SFT model, steps and data order)."""
+    by = {(r.method, r.seed): r for r in runs}
+    seeds = sorted({r.seed for r in runs if ("tgrpo", r.seed) in by and ("grpo", r.seed) in by})
+    per = {s: {"tgrpo": by["tgrpo", s].score(benchmark, frames), "grpo": by["grpo", s].score(benchmark, frames)}
+           for s in seeds}
+    for v in per.values():
+        v["difference"] = round(v["tgrpo"] - v["grpo"], 2)
+    diffs = [v["difference"] for v in per.values()]
+    return {"benchmark": benchmark, "frames": frames, "per_seed": per, "difference": spread(diffs),
+            "verdict": verdict(diffs)}
+
+
+def frames_gain(runs: Sequence[Run], benchmark: str, few: int, many: int) -> dict:
+    """4. More frames than in training: score at ``many`` minus at ``few``, per run."""
+    per = {r.name: {str(few): r.score(benchmark, few), str(many): r.score(benchmark, many)} for r in runs}
+    for v in per.values():
+        v["gain"] = round(v[str(many)] - v[str(few)], 2)
+    gains = [v["gain"] for v in per.values()]
+    return {"benchmark": benchmark, "per_run": per, "gain": spread(gains), "verdict": verdict(gains)}
+
+
+# ----- figures ----------------------------------------------------------------------------------------
+
+
+def plot_overlay(runs: Sequence[Run], column: str, target: Path, *, title: str, ylabel: str, window: int,
+                 methods: Sequence[str] = ("tgrpo", "grpo")) -> Path:
+    """One line per run (thin, smoothed over ``window`` steps), the mean over seeds per method in bold."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    for method in methods:
+        mine = [r for r in runs if r.method == method]
+        if not mine:
+            continue
+        color = METHOD_COLORS[method]
+        series = []
+        for r in mine:
+            xs = [row["step"] for row in r.curve]
+            ys = smooth([row.get(column) for row in r.curve], window)
+            ax.plot(xs, ys, color=color, alpha=0.35, linewidth=1)
+            series.append((xs, ys))
+        n = min(len(s[0]) for s in series)
+        mean = [statistics.fmean(v for v in (s[1][i] for s in series) if v is not None)
+                if any(s[1][i] is not None for s in series) else None for i in range(n)]
+        ax.plot(series[0][0][:n], mean, color=color, linewidth=2.5,
+                label=f"{METHOD_LABELS[method]}: mean of {len(mine)} seeds")
+    ax.set_xlabel("RL step")
+    ax.set_ylabel(f"{ylabel} (mean of {window} steps)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return target
+
+
+def plot_paired(rows: Sequence[tuple[str, float, float]], target: Path, *, title: str, ylabel: str,
+                labels: tuple[str, str]) -> Path:
+    """One pair of dots per row (a seed, or a run), joined by a line: left ``labels[0]``, right ``labels[1]``."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8), dpi=100)
+    for name, left, right in rows:
+        ax.plot([0, 1], [left, right], marker="o", linewidth=1.5, label=name)
+    lefts, rights = [r[1] for r in rows], [r[2] for r in rows]
+    ax.plot([0, 1], [statistics.fmean(lefts), statistics.fmean(rights)], color="black", linewidth=3, marker="s",
+            label="mean")
+    ax.set_xticks([0, 1], labels)
+    ax.set_xlim(-0.3, 1.3)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return target
