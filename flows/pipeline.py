@@ -36,6 +36,9 @@ def run_order(project: Path) -> list[str]:
     with Repo(str(project)) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         position = {stage: i for i, stage in enumerate(graph.nodes)}
+        # the pipeline is the top dvc.yaml and what it needs; other dvc.yaml files (toy/) are pipelines of their own
+        top = [s for s in graph.nodes if os.path.relpath(s.dvcfile.path, project) == "dvc.yaml"]
+        graph = graph.subgraph(set(top).union(*(nx.descendants(graph, s) for s in top)))
         ordered = nx.lexicographical_topological_sort(graph.reverse(), key=position.__getitem__)
         return [_target(stage, project) for stage in ordered]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import yaml
 from flows.pipeline import plan, pool_of, run_order
 from flows.stages import DVC, stage_env
 
+from .conftest import REPO
+
 
 def test_gpu_stages_go_to_the_gpu_pool():
     assert [pool_of(s) for s in ("synth", "collect", "cot", "filter", "sft", "rl", "evaluate@base", "eval", "report")] \
@@ -20,6 +23,10 @@ def test_gpu_stages_go_to_the_gpu_pool():
 
 
 def test_plan_groups_consecutive_stages_of_a_pool_in_dvc_order(project):
+    """Only the top dvc.yaml's pipeline: another dvc.yaml in the repository (toy/) is a pipeline of its own."""
+    (project / "toy").mkdir()
+    shutil.copy(REPO / "toy" / "dvc.yaml", project / "toy" / "dvc.yaml")
+    shutil.copy(REPO / "toy" / "params.yaml", project / "toy" / "params.yaml")
     assert plan(project) == [
         ("cpu", ["synth", "base_model", "collect"]),
         ("gpu", ["cot"]),
