@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from videor1.io import write_json, write_text
-from videor1.reports.toy import (METHOD_LABELS, accuracy_trend, frames_gain, length_shape, load_run, paired,
-                                 plot_overlay, plot_paired)
+from videor1.reports.toy import (METHOD_LABELS, accuracy_trend, bonus_diagnostics, family_scores, frames_gain,
+                                 length_shape, load_run, paired, plot_overlay, plot_paired)
 
 OUT = Path("../reports/toy.md")
 FIGURES = Path("../reports/toy-figures")
@@ -36,10 +36,12 @@ def main() -> None:
     params = yaml.safe_load(Path("params.yaml").read_text())
     toy = params[params["profile"]]
     specs = params["experiment"]["runs"]
-    missing = [n for n in specs if not (Path("runs") / n / "eval.json").is_file()]
+    followup_specs = params["experiment"].get("followup") or {}
+    missing = [n for n in [*specs, *followup_specs] if not (Path("runs") / n / "eval.json").is_file()]
     if missing:
         sys.exit(f"toy_report: runs without an eval yet: {missing} (dvc repro toy/dvc.yaml runs them)")
     runs = [load_run(Path("runs") / n, n, s) for n, s in specs.items()]
+    followups = [load_run(Path("runs") / n, n, s) for n, s in followup_specs.items()]
     few, many = toy["eval"]["frames"][0], toy["eval"]["frames"][-1]
     train = toy["rl"]["train"]
     sft_eval = json.loads(Path("metrics/eval_sft.json").read_text())
@@ -53,6 +55,16 @@ def main() -> None:
     obs4 = frames_gain(runs, "long", few, many)
     control = frames_gain(runs, "order", few, many)  # 4-state clips: both counts sample the same 8 frames
     obs3_long = paired(runs, "long", many)
+    methods = list(dict.fromkeys(r.method for r in [*runs, *followups]))
+    diagnostics = bonus_diagnostics([*runs, *followups])
+    follow = {m: {"order": paired([*runs, *followups], "order", few, method=m),
+                  "static": paired([*runs, *followups], "static", few, method=m)}
+              for m in methods if m not in ("tgrpo", "grpo")}
+    families = {"sft": family_scores(Path("data/eval/sft") / f"order@{few}.jsonl")}
+    for m in methods:
+        per_run = [family_scores(Path("runs") / r.name / "eval" / f"order@{few}.jsonl")
+                   for r in [*runs, *followups] if r.method == m]
+        families[m] = {f: round(sum(p[f] or 0 for p in per_run) / len(per_run), 1) for f in per_run[0]}
 
     FIGURES.mkdir(parents=True, exist_ok=True)
     figs = {
@@ -68,6 +80,9 @@ def main() -> None:
                                  ylabel="shuffled-group accuracy"),
         "kl": plot_overlay(runs, "kl", FIGURES / "kl.png", window=SMOOTH, title="KL to the SFT model",
                            ylabel="KL"),
+        "followup": plot_overlay([*runs, *followups], "temporal_fired", FIGURES / "followup_bonus.png",
+                                 window=SMOOTH, methods=[m for m in methods if m != "grpo"],
+                                 title="Temporal bonus rate: alpha 0.3 against 1.0", ylabel="bonus rate"),
         "order": plot_paired([(f"seed {s}", v["grpo"], v["tgrpo"]) for s, v in obs3["per_seed"].items()],
                              FIGURES / "order_paired.png", labels=("GRPO", "T-GRPO"),
                              title=f"3. Order-dependent eval, greedy, {few} frames", ylabel="accuracy %"),
@@ -79,7 +94,7 @@ def main() -> None:
     def score(metrics: dict, bench: str, frames: int):
         return (metrics["frames"].get(str(frames), {}).get(bench) or {}).get("score")
 
-    rl_seconds = sum(r.seconds() for r in runs)
+    rl_seconds = sum(r.seconds() for r in [*runs, *followups])
     base_seconds = float(sft.get("train_runtime_s") or 0) + float(sft_eval.get("seconds") or 0) + float(
         base_eval.get("seconds") or 0)
     lines = [
@@ -174,6 +189,31 @@ def main() -> None:
         f"![shuffled](toy-figures/{figs['shuffled'].name})",
         f"![kl](toy-figures/{figs['kl'].name})",
         "",
+        "## Why: the temporal bonus, and what RL learned",
+        "",
+        "Over all steps of each method's runs: the share of video groups given the temporal bonus, the accuracy "
+        "reward (all prompts of a step; 91% of the training prompts are videos) and the accuracy of the "
+        "completions on shuffled frames. The bonus can only reward reading the order where ordered accuracy "
+        "exceeds shuffled accuracy.",
+        "",
+        "| method | runs | bonus rate | accuracy reward | shuffled-frame accuracy | KL |",
+        "|---|---|---|---|---|---|",
+        *[f"| {METHOD_LABELS.get(m, m)} | {d['runs']} | {fmt(d['bonus_rate'], 3)} | {fmt(d['accuracy'], 3)} | "
+          f"{fmt(d['shuffled_accuracy'], 3)} | {fmt(d['kl'], 3)} |" for m, d in diagnostics.items()],
+        "",
+        f"Greedy accuracy (%) per family of the order-dependent set @ {few} frames (per method: mean over its runs):",
+        "",
+        "| family | " + " | ".join(["SFT"] + [METHOD_LABELS.get(m, m) for m in methods]) + " |",
+        "|---|" + "---|" * (1 + len(methods)),
+        *[f"| {f} | " + " | ".join(fmt(families[k].get(f)) for k in ["sft", *methods]) + " |" for f in families["sft"]],
+        "",
+        *([f"**Follow-up (registered before the primary results):** {METHOD_LABELS.get(m, m)} − GRPO, same seeds, "
+           f"order-dependent @ {few}: {spread_text(v['order']['difference'])} (per seed: "
+           + ", ".join(f"{s} {d['difference']:+.1f}" for s, d in v["order"]["per_seed"].items())
+           + f"); order-independent: {spread_text(v['static']['difference'])}." for m, v in follow.items()]),
+        "",
+        f"![follow-up bonus](toy-figures/{figs['followup'].name})",
+        "",
         "## 4. More frames",
         "",
         f"![frames](toy-figures/{figs['frames'].name})",
@@ -186,7 +226,8 @@ def main() -> None:
     write_text(OUT, "\n".join(lines))
     write_json(SUMMARY, {"accuracy_trend": obs1, "length_shape": obs2, "tgrpo_vs_grpo": obs3,
                          "tgrpo_vs_grpo_static": guard, "tgrpo_vs_grpo_long": obs3_long, "frames": obs4,
-                         "frames_control": control, "rl_and_eval_minutes": round(rl_seconds / 60, 1)})
+                         "frames_control": control, "bonus_diagnostics": diagnostics, "followup": follow,
+                         "order_families": families, "rl_and_eval_minutes": round(rl_seconds / 60, 1)})
     print(f"toy_report: {OUT} ({obs1['verdict']}, {obs2['verdict']}, {obs3['verdict']}, {obs4['verdict']})")
 
 

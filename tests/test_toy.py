@@ -30,8 +30,10 @@ def toy_dir(tmp_path: Path) -> Path:
     for eval_set in toy["synth"]["eval_sets"].values():
         eval_set["rows"] = 3
     toy["sft"]["train"].update(max_steps=4, save_steps=2)
-    toy["rl"]["train"].update(steps=3, save_steps=2, prompts_per_step=2, num_generations=2)
+    toy["rl"]["train"].update(steps=3, save_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=24)
+    toy["eval"]["protocol_overrides"]["max_new_tokens"] = 24  # a barely trained model babbles to the limit
     params["experiment"]["runs"] = {"tgrpo-0": {"temporal": True, "seed": 0}, "grpo-0": {"temporal": False, "seed": 0}}
+    params["experiment"]["followup"] = {"tgrpo_a1-0": {"temporal": True, "seed": 0, "alpha": 1.0}}
     (tmp_path / "toy" / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     Repo.init(str(tmp_path), no_scm=True).close()
     return tmp_path / "toy"
@@ -55,7 +57,8 @@ def test_toy_reproduction_runs_every_stage_command_and_reports_its_metrics(toy_d
         stages = repo.stage.collect(str(toy_dir / "dvc.yaml"))  # rendered: foreach expanded, ${...} filled in
     names = [s.addressing.split(":")[-1] for s in stages]
     assert names == ["synth", "base_model", "collect", "cot", "filter", "sft", "rl@tgrpo-0", "rl@grpo-0",
-                     "evaluate@base", "evaluate@sft", "evaluate_run@tgrpo-0", "evaluate_run@grpo-0", "report"]
+                     "evaluate@base", "evaluate@sft", "evaluate_run@tgrpo-0", "evaluate_run@grpo-0",
+                     "rl_followup@tgrpo_a1-0", "evaluate_followup@tgrpo_a1-0", "report"]
     for stage in stages:  # the file lists them in an order that respects their dependencies
         run_stage_command(stage.cmd, Path(stage.wdir), monkeypatch)
         for out in stage.outs:
@@ -76,5 +79,6 @@ def test_toy_reproduction_runs_every_stage_command_and_reports_its_metrics(toy_d
         verdict = summary[key]["verdict"]
         assert verdict in ("reproduced", "partly reproduced", "not reproduced") and f"**{verdict}**" in report
     figures = sorted(p.name for p in (toy_dir.parent / "reports" / "toy-figures").glob("*.png"))
-    assert figures == ["accuracy.png", "frames.png", "kl.png", "length.png", "order_paired.png",
-                       "shuffled_accuracy.png", "temporal_bonus.png"]
+    assert figures == ["accuracy.png", "followup_bonus.png", "frames.png", "kl.png", "length.png",
+                       "order_paired.png", "shuffled_accuracy.png", "temporal_bonus.png"]
+    assert summary["followup"]["tgrpo_a1"]["order"]["per_seed"]["0"]["grpo"] == grpo

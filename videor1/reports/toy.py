@@ -20,13 +20,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from .figures import read_curve, smooth  # noqa: E402
 
-METHOD_LABELS = {"tgrpo": "T-GRPO", "grpo": "GRPO"}
-METHOD_COLORS = {"tgrpo": "tab:red", "grpo": "tab:blue"}
+METHOD_LABELS = {"tgrpo": "T-GRPO", "grpo": "GRPO", "tgrpo_a1": "T-GRPO, alpha 1.0"}
+METHOD_COLORS = {"tgrpo": "tab:red", "grpo": "tab:blue", "tgrpo_a1": "tab:purple"}
 
 
 @dataclass
 class Run:
-    name: str  # <method>-<seed>
+    name: str  # <method>-<seed>: tgrpo-0, grpo-1, tgrpo_a1-2
     method: str
     seed: int
     curve: list[dict]  # one row per RL step
@@ -46,7 +46,7 @@ class Run:
 def load_run(root: Path, name: str, spec: Mapping) -> Run:
     import json
 
-    method = "tgrpo" if spec["temporal"] else "grpo"
+    method = name.rsplit("-", 1)[0]
     rl = json.loads((root / "rl.json").read_text()) if (root / "rl.json").is_file() else {}
     return Run(name, method, int(spec["seed"]), read_curve(root / "rl.csv"),
                json.loads((root / "eval.json").read_text()), rl)
@@ -109,17 +109,17 @@ def length_shape(runs: Sequence[Run], window: int) -> dict:
     return {"per_run": per, "runs_with_dip_and_rise": hits, "runs": len(per), "verdict": state}
 
 
-def paired(runs: Sequence[Run], benchmark: str, frames: int) -> dict:
-    """T-GRPO minus GRPO on one eval set, per seed (pairs share the SFT model, steps and data order)."""
+def paired(runs: Sequence[Run], benchmark: str, frames: int, method: str = "tgrpo", baseline: str = "grpo") -> dict:
+    """``method`` minus ``baseline`` on one eval set, per seed (pairs share the SFT model, steps and data order)."""
     by = {(r.method, r.seed): r for r in runs}
-    seeds = sorted({r.seed for r in runs if ("tgrpo", r.seed) in by and ("grpo", r.seed) in by})
-    per = {s: {"tgrpo": by["tgrpo", s].score(benchmark, frames), "grpo": by["grpo", s].score(benchmark, frames)}
+    seeds = sorted({r.seed for r in runs if (method, r.seed) in by and (baseline, r.seed) in by})
+    per = {s: {method: by[method, s].score(benchmark, frames), baseline: by[baseline, s].score(benchmark, frames)}
            for s in seeds}
     for v in per.values():
-        v["difference"] = round(v["tgrpo"] - v["grpo"], 2)
+        v["difference"] = round(v[method] - v[baseline], 2)
     diffs = [v["difference"] for v in per.values()]
-    return {"benchmark": benchmark, "frames": frames, "per_seed": per, "difference": spread(diffs),
-            "verdict": verdict(diffs)}
+    return {"benchmark": benchmark, "frames": frames, "method": method, "baseline": baseline, "per_seed": per,
+            "difference": spread(diffs), "verdict": verdict(diffs)}
 
 
 def frames_gain(runs: Sequence[Run], benchmark: str, few: int, many: int) -> dict:
@@ -129,6 +129,34 @@ def frames_gain(runs: Sequence[Run], benchmark: str, few: int, many: int) -> dic
         v["gain"] = round(v[str(many)] - v[str(few)], 2)
     gains = [v["gain"] for v in per.values()]
     return {"benchmark": benchmark, "per_run": per, "gain": spread(gains), "verdict": verdict(gains)}
+
+
+def family_scores(results: Path) -> dict[str, float | None]:
+    """Accuracy per generator family (data_source) from an eval's per-row outputs (a ``<set>@<frames>.jsonl``)."""
+    import json
+
+    from ..eval.summary import summarize
+
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    return {task.split("/")[-1]: None if v is None else round(100 * v, 1)
+            for task, v in summarize(results.stem, rows, task_averaged=True).tasks.items()}
+
+
+def bonus_diagnostics(runs: Sequence[Run]) -> dict:
+    """Per method, over all steps: how often the temporal bonus fired, and the ordered groups' accuracy against
+    the shuffled groups' (the bonus can only teach order where the two differ)."""
+    out = {}
+    for method in dict.fromkeys(r.method for r in runs):
+        mine = [r for r in runs if r.method == method]
+        rows = [row for r in mine for row in r.curve]
+
+        def mean(key: str):
+            known = [row[key] for row in rows if row.get(key) is not None]
+            return round(statistics.fmean(known), 3) if known else None
+
+        out[method] = {"bonus_rate": mean("temporal_fired"), "accuracy": mean("accuracy"),
+                       "shuffled_accuracy": mean("shuffled_accuracy"), "kl": mean("kl"), "runs": len(mine)}
+    return out
 
 
 # ----- figures ----------------------------------------------------------------------------------------
@@ -142,7 +170,7 @@ def plot_overlay(runs: Sequence[Run], column: str, target: Path, *, title: str, 
         mine = [r for r in runs if r.method == method]
         if not mine:
             continue
-        color = METHOD_COLORS[method]
+        color = METHOD_COLORS.get(method)
         series = []
         for r in mine:
             xs = [row["step"] for row in r.curve]
@@ -153,7 +181,7 @@ def plot_overlay(runs: Sequence[Run], column: str, target: Path, *, title: str, 
         mean = [statistics.fmean(v for v in (s[1][i] for s in series) if v is not None)
                 if any(s[1][i] is not None for s in series) else None for i in range(n)]
         ax.plot(series[0][0][:n], mean, color=color, linewidth=2.5,
-                label=f"{METHOD_LABELS[method]}: mean of {len(mine)} seeds")
+                label=f"{METHOD_LABELS.get(method, method)}: mean of {len(mine)} seeds")
     ax.set_xlabel("RL step")
     ax.set_ylabel(f"{ylabel} (mean of {window} steps)")
     ax.set_title(title)
