@@ -127,6 +127,21 @@ def main() -> None:
         f"| 4 | more frames than in training help, most on long videos | **{obs4['verdict']}** | long clips, "
         f"@ {many} − @ {few}: {spread_text(obs4['gain'])} |",
         "",
+        "## Design",
+        "",
+        f"- **Data:** {toy['synth']['train_video_rows']} training videos, half order-dependent (motion direction, "
+        f"which object appears first, how many separate appearances), half not, and {toy['synth']['train_image_rows']} "
+        "images. Each state of a clip is held for a whole temporal patch (2 frames), so order is readable only "
+        "across patches. Eval sets are drawn from other random streams and never trained on: "
+        + ", ".join(f"`{n}` ({v['rows']} rows: {', '.join(v['families'])}{', ' + str(v['spec']['states']) + ' states' if v.get('spec') else ''})"
+                    for n, v in toy["synth"]["eval_sets"].items()) + ".",
+        f"- **Room for RL:** the SFT cold start ({toy['sft']['train']['epochs']} epochs of the scripted teacher's "
+        "rationales) leaves the two-choice order questions at chance and the appearance counts partly right "
+        "(table below): right on some, not all, order-dependent questions, so a group's rewards vary.",
+        f"- **Comparison:** T-GRPO and GRPO differ only in `train.temporal`; a seed fixes the prompt order for both. "
+        f"The frame question uses the `long` set: 8 states, read at {few} frames (two states merged per temporal "
+        f"patch) and at {many} (one state per patch); the 4-state `order` set is its control.",
+        "",
         "## The starting point",
         "",
         f"| model | order-dependent @ {few} | order-independent @ {few} | long @ {few} | long @ {many} |",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -230,3 +231,22 @@ def test_a_row_the_teacher_failed_on_is_retried_on_later_runs_up_to_the_cap(mode
         assert records[0]["completion"] is not None and records[2]["completion"] is not None
     # run 1 does all three; runs 2 and 3 only the failed image row; after 3 attempts it is settled
     assert attempts == [(3, [1, 1, 1]), (1, [1, 2, 1]), (1, [1, 3, 1]), (0, [1, 3, 1])]
+
+
+@pytest.mark.parametrize("link", ["hardlink", "symlink"])
+def test_a_log_linked_from_the_dvc_cache_is_copied_before_it_is_appended_to(tmp_path, link):
+    """DVC links committed outputs to read-only cache files; resuming a log must not write through the link."""
+    cached = tmp_path / "cache" / "ab12"
+    cached.parent.mkdir()
+    cached.write_text('{"row_key": "a", "text": "done"}\n')
+    cached.chmod(0o444)
+    log = tmp_path / "data" / "log.jsonl"
+    log.parent.mkdir()
+    os.link(cached, log) if link == "hardlink" else log.symlink_to(cached)
+    (tmp_path / "data" / "log.jsonl.meta.json").write_text('{"fingerprint": "fp"}')
+    store = ResultStore(log, "fp", key="row_key")
+    assert list(store.load()) == ["a"]  # the finished row is reused ...
+    store.append([{"row_key": "b", "text": "new"}])
+    assert cached.read_text() == '{"row_key": "a", "text": "done"}\n'  # ... and the cache's copy is untouched
+    assert not log.is_symlink() and log.stat().st_nlink == 1
+    assert [json.loads(line)["row_key"] for line in log.read_text().splitlines()] == ["a", "b"]

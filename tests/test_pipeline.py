@@ -5,6 +5,7 @@ The whole pipeline end to end runs in tests/test_orchestration.py, through Prefe
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import json
 import re
@@ -19,7 +20,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import sh
+from tests.conftest import REPO, sh
 from videor1.data.synth import BROKEN_CASES
 
 
@@ -157,6 +158,9 @@ def _set_sft(project: Path, **train) -> None:
 
 @pytest.mark.slow
 def test_repro_sft_trains_and_rl_runs_on_both_rollout_backends(project):
+    """... and the models are versioned: an experiment's model and the baseline's both come back from the cache."""
+    for name in (".dvc/config", ".gitignore"):  # the repository's cache links and ignores, as a user's clone has
+        shutil.copy(REPO / name, project / name)
     _set_sft(project, max_steps=30, per_device_batch_size=4, save_steps=10)
     sh(project, sys.executable, "-m", "dvc", "repro", "sft")
     metrics = json.loads((project / "metrics" / "sft.json").read_text())
@@ -175,10 +179,16 @@ def test_repro_sft_trains_and_rl_runs_on_both_rollout_backends(project):
     assert list((project / "logs" / "rl").glob("events.out.tfevents.*"))  # TensorBoard
     assert (project / "models" / "rl" / "model.safetensors").is_file()
 
-    # the same rl stage with vLLM rollouts (weights synced every step), then the eval on vLLM
-    _set(project, "rl", rollout_backend="vllm")
-    _set(project, "eval", backend="vllm", frames=[4])
-    sh(project, sys.executable, "-m", "dvc", "repro", "evaluate@rl")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    sh(project, *git, "add", "-A")
+    sh(project, *git, "commit", "-qm", "baseline")
+    baseline = tree_digest(project / "models" / "rl")
+
+    # an experiment: the same rl stage with vLLM rollouts (weights synced every step), then the eval on vLLM
+    sh(project, sys.executable, "-m", "dvc", "exp", "run", "-n", "vllm-rollouts", "-S", "tiny.rl.rollout_backend=vllm",
+       "-S", "tiny.eval.backend=vllm", "-S", "tiny.eval.frames=[4]", "evaluate@rl")
+    experiment = tree_digest(project / "models" / "rl")
+    assert experiment != baseline
     rl = json.loads((project / "metrics" / "rl.json").read_text())
     assert rl["steps"] == 4 and rl["skipped_rows"] == 0
     with (project / "plots" / "rl.csv").open() as fh:
@@ -188,6 +198,25 @@ def test_repro_sft_trains_and_rl_runs_on_both_rollout_backends(project):
         rows = [json.loads(line) for line in (project / "data" / "eval" / "rl" / f"{bench}@4.jsonl").read_text().splitlines()]
         assert len(rows) == 2 and all(r["output"] is not None and r["problem_id"] is not None for r in rows)
     assert json.loads((project / "metrics" / "eval_rl.json").read_text())["frames"]["4"]["mean"] is not None
+
+    # the baseline's model comes back byte for byte from the cache, and so does the experiment's
+    sh(project, "git", "checkout", "--", ".")
+    sh(project, sys.executable, "-m", "dvc", "checkout", "--force", "models/rl")
+    assert tree_digest(project / "models" / "rl") == baseline
+    sh(project, sys.executable, "-m", "dvc", "exp", "branch", "vllm-rollouts", "vllm-rollouts")
+    sh(project, "git", "checkout", "vllm-rollouts", "--", "dvc.lock")
+    sh(project, sys.executable, "-m", "dvc", "checkout", "models/rl")
+    assert tree_digest(project / "models" / "rl") == experiment
+    linked = project / "models" / "rl" / "model.safetensors"
+    assert linked.stat().st_nlink > 1 or linked.is_symlink()  # linked from the cache, not copied
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def _order(log: Path) -> list[list[dict]]:

@@ -34,6 +34,20 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def own_copy(path: str | Path) -> None:
+    """Make ``path`` a private file before it is written in place (appended to, truncated).
+
+    DVC links cached outputs into the workspace (a hard or symbolic link to a read-only file of its cache,
+    .dvc/config ``cache.type``); writing through such a link would change the cache's copy, and as root
+    the read-only bit does not stop it. A resumable log that DVC has committed is therefore copied first.
+    """
+    path = Path(path)
+    if path.is_symlink() or (path.is_file() and path.stat().st_nlink > 1):
+        with atomic_path(path) as tmp:
+            shutil.copyfile(path, tmp)  # follows a symbolic link: the content, as a new file
+            tmp.chmod(0o644)
+
+
 def write_text(target: str | Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .io import write_json
+from .io import own_copy, write_json
 
 
 def fingerprint(config: dict) -> str:
@@ -31,6 +31,7 @@ class ResultStore:
 
     def load(self) -> dict:
         """Rows already done under this fingerprint, by key. Starts the file afresh on a mismatch."""
+        own_copy(self.path)  # a log DVC committed may be a link into its cache: never append through it
         if self.meta.exists() and self.path.exists():
             if json.loads(self.meta.read_text()).get("fingerprint") == self.fingerprint:
                 return self._read()
