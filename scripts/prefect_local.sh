@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A single-machine Prefect setup for videor1: a server on 127.0.0.1 only, the `cpu` and `gpu` process
+# A single-machine Prefect setup for videor1: a server (127.0.0.1 unless told otherwise), the `cpu` and `gpu` process
 # work pools, one worker per pool, and the deployments of prefect.yaml.
 #
 #   bash scripts/prefect_local.sh start     # then: prefect deployment run 'videor1-pipeline/tiny'
@@ -13,6 +13,20 @@ export PREFECT_HOME="${PREFECT_HOME:-$PWD/.prefect}"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 DVC_NO_ANALYTICS=1
 export PREFECT_WORKER_QUERY_SECONDS="${PREFECT_WORKER_QUERY_SECONDS:-2}"  # how often workers poll (Prefect's default: 10 s)
 PORT="${PREFECT_PORT:-4200}"
+# Loopback only by default. To serve other machines (workers on GPU nodes), set PREFECT_SERVER_HOST=0.0.0.0
+# (or an interface's address) and PREFECT_SERVER_API_AUTH_STRING=user:password (Prefect's basic auth: every
+# API call without it gets 401); clients, workers included, send it from PREFECT_API_AUTH_STRING, set here
+# to the same value. Keep it in the environment (a secret store, a file you source), never in params.yaml.
+HOST="${PREFECT_SERVER_HOST:-127.0.0.1}"
+case "$HOST" in
+  127.0.0.1|localhost|::1) ;;
+  *) if [ -z "${PREFECT_SERVER_API_AUTH_STRING:-}" ]; then
+       echo "refusing to serve Prefect on $HOST without PREFECT_SERVER_API_AUTH_STRING=user:password" >&2; exit 2
+     fi ;;
+esac
+if [ -n "${PREFECT_SERVER_API_AUTH_STRING:-}" ]; then
+  export PREFECT_API_AUTH_STRING="$PREFECT_SERVER_API_AUTH_STRING"
+fi
 export PREFECT_API_URL="http://127.0.0.1:${PORT}/api"
 export VIDEOR1_PROJECT="$PWD"
 PY="${PYTHON:-$(command -v python)}"
@@ -41,7 +55,7 @@ case "${1:-start}" in
 esac
 
 stop
-$PREFECT server start --host 127.0.0.1 --port "$PORT" > "$PREFECT_HOME/server.log" 2>&1 &
+$PREFECT server start --host "$HOST" --port "$PORT" > "$PREFECT_HOME/server.log" 2>&1 &
 echo $! >> "$PREFECT_HOME/pids"
 for _ in $(seq 1 120); do
   "$PY" -c "import urllib.request,sys; urllib.request.urlopen('$PREFECT_API_URL/health', timeout=1)" 2>/dev/null && break
@@ -60,4 +74,4 @@ for pool in cpu gpu; do
   echo $! >> "$PREFECT_HOME/pids"
 done
 echo "Prefect server $PREFECT_API_URL (UI: http://127.0.0.1:${PORT}), workers for pools cpu and gpu; home $PREFECT_HOME"
-echo "export PREFECT_API_URL=$PREFECT_API_URL PREFECT_HOME=$PREFECT_HOME"
+echo "export PREFECT_API_URL=$PREFECT_API_URL PREFECT_HOME=$PREFECT_HOME"  # plus PREFECT_API_AUTH_STRING if set

@@ -120,3 +120,64 @@ def test_deployment_runs_the_pipeline_and_a_failed_stage_is_retried_without_redo
         assert "Running stage" not in again.stdout
     finally:
         sh(project, "bash", "scripts/prefect_local.sh", "stop", env=env, check=False)
+
+
+READ_FLOWS = """
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as client:
+    print(len(client.read_flows()))
+"""
+
+
+@pytest.mark.slow
+def test_a_server_for_other_machines_needs_basic_auth_and_refuses_clients_without_it(tmp_path):
+    import os
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    repo = Path(__file__).resolve().parents[1]
+    home = {"PREFECT_HOME": str(tmp_path / "prefect")}
+    refused = sh(repo, "bash", "scripts/prefect_local.sh", "start", check=False, env={**home, "PREFECT_SERVER_HOST": "0.0.0.0"})
+    assert refused.returncode == 2 and "without PREFECT_SERVER_API_AUTH_STRING" in refused.stderr
+    assert not (tmp_path / "prefect" / "pids").exists()  # nothing was started
+
+    port, secret = free_port(), "videor1:s3cret-for-this-test"
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, **home, "PREFECT_SERVER_API_AUTH_STRING": secret, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = tmp_path / "server.log"
+    with log.open("w") as fh:
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                   "--port", str(port)], env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the health probe stays open, as Kubernetes probes need
+            try:
+                urllib.request.urlopen(f"{api}/health", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+
+        def status(auth: str | None) -> int:
+            import base64
+
+            request = urllib.request.Request(f"{api}/flows/filter", data=b"{}", method="POST",
+                                             headers={"Content-Type": "application/json"})
+            if auth:
+                request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+            try:
+                return urllib.request.urlopen(request, timeout=5).status
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert (status(None), status("videor1:wrong"), status(secret)) == (401, 401, 200)
+        client_env = {**home, "PREFECT_API_URL": api}
+        assert sh(repo, sys.executable, "-c", READ_FLOWS, env={**client_env, "PREFECT_API_AUTH_STRING": secret}).returncode == 0
+        anonymous = sh(repo, sys.executable, "-c", READ_FLOWS, env=client_env, check=False)
+        assert anonymous.returncode != 0 and "401" in anonymous.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "s3cret" not in log.read_text()  # the credential never reaches the log
