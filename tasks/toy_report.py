@@ -136,8 +136,8 @@ def main() -> None:
         + ", ".join(f"`{n}` ({v['rows']} rows: {', '.join(v['families'])}{', ' + str(v['spec']['states']) + ' states' if v.get('spec') else ''})"
                     for n, v in toy["synth"]["eval_sets"].items()) + ".",
         f"- **Room for RL:** the SFT cold start ({toy['sft']['train']['epochs']} epochs of the scripted teacher's "
-        "rationales) leaves the two-choice order questions at chance and the appearance counts partly right "
-        "(table below): right on some, not all, order-dependent questions, so a group's rewards vary.",
+        "rationales) is meant to be right on some, not all, order-dependent questions, so that a group's rewards "
+        "vary; where it landed is the table below and the SFT column of the per-family table.",
         f"- **Comparison:** T-GRPO and GRPO differ only in `train.temporal`; a seed fixes the prompt order for both. "
         f"The frame question uses the `long` set: 8 states, read at {few} frames (two states merged per temporal "
         f"patch) and at {many} (one state per patch); the 4-state `order` set is its control.",
