@@ -1,7 +1,8 @@
 """The `videor1-stages` flow: run some DVC stages in order, one Prefect task per stage.
 
 A stage DVC reports as up to date is skipped, so rerunning or retrying a flow
-never redoes finished work. Each stage's output streams into the task's log.
+never redoes finished work; its task run ends in a Completed state named "Skipped", so the UI tells it
+apart from a stage that ran. Each stage's output streams into the task's log.
 A stage's `python -m tasks.<stage>` runs under the worker's interpreter, or for GPU stages under
 params.yaml `orchestration.gpu_python` if set (an environment with vLLM, say): that interpreter's
 directory goes first on PATH.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import yaml
 from prefect import flow, get_run_logger, task
+from prefect.states import Completed, State
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -40,13 +42,13 @@ def stage_env(python: str | None = None) -> dict[str, str]:
 
 
 @task(task_run_name="{stage}")
-def run_stage(stage: str, project: str, python: str | None = None) -> str:
-    """`dvc repro --single-item <stage>` unless DVC says it is up to date; returns "ran" or "skipped"."""
+def run_stage(stage: str, project: str, python: str | None = None) -> str | State:
+    """`dvc repro --single-item <stage>` unless DVC says it is up to date: "ran", or a "Skipped" state."""
     logger = get_run_logger()
     root = Path(project)
     if up_to_date(stage, root):
         logger.info(f"{stage}: up to date, skipped")
-        return "skipped"
+        return Completed(name="Skipped", message="DVC: up to date, nothing run", data="skipped")
     proc = subprocess.Popen([*DVC, "repro", "--single-item", stage], cwd=root, env=stage_env(python), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for line in proc.stdout:
@@ -64,4 +66,5 @@ def stages(stages: list[str], pool: str = "cpu", project: str | None = None) -> 
     p = orchestration_params(root)
     python = p.get("gpu_python") if pool == "gpu" else None
     runner = run_stage.with_options(retries=int(p.get("retries", 0)), retry_delay_seconds=float(p.get("retry_delay_seconds", 0)))
-    return {stage: runner(stage, str(root), python) for stage in stages}
+    results = {stage: runner(stage, str(root), python) for stage in stages}
+    return {stage: r.result() if isinstance(r, State) else r for stage, r in results.items()}  # "ran" | "skipped"
