@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from videor1.io import write_json, write_text
-from videor1.reports.toy import (METHOD_LABELS, accuracy_trend, bonus_diagnostics, family_scores, frames_gain,
-                                 length_shape, load_run, paired, plot_overlay, plot_paired)
+from videor1.reports.toy import (METHOD_LABELS, accuracy_trend, answer_concentration, bonus_diagnostics,
+                                 family_scores, frames_gain, length_shape, load_run, paired, plot_overlay, plot_paired)
 
 OUT = Path("../reports/toy.md")
 FIGURES = Path("../reports/toy-figures")
@@ -65,6 +65,15 @@ def main() -> None:
         per_run = [family_scores(Path("runs") / r.name / "eval" / f"order@{few}.jsonl")
                    for r in [*runs, *followups] if r.method == m]
         families[m] = {f: round(sum(p[f] or 0 for p in per_run) / len(per_run), 1) for f in per_run[0]}
+    concentration = {"sft": answer_concentration(Path("data/eval/sft") / f"order@{few}.jsonl")}
+    concentration.update({r.name: answer_concentration(Path("runs") / r.name / "eval" / f"order@{few}.jsonl")
+                          for r in [*runs, *followups]})
+    long_answers = {frames: {"sft": answer_concentration(Path("data/eval/sft") / f"long@{frames}.jsonl"),
+                             **{r.name: answer_concentration(Path("runs") / r.name / "eval" / f"long@{frames}.jsonl")
+                                for r in runs}} for frames in (few, many)}
+
+    def compact(c: dict) -> str:
+        return ", ".join(f"{a['answer']} ({a['share']:.2f})" for a in c.values())
 
     FIGURES.mkdir(parents=True, exist_ok=True)
     figs = {
@@ -222,6 +231,14 @@ def main() -> None:
         "|---|" + "---|" * (1 + len(methods)),
         *[f"| {f} | " + " | ".join(fmt(families[k].get(f)) for k in ["sft", *methods]) + " |" for f in families["sft"]],
         "",
+        f"Does the answer depend on the video? Per family of the order-dependent set @ {few} frames, each model's "
+        "most common final answer and the share of rows that give it (1.00: the same answer for every video):",
+        "",
+        "| model | " + " | ".join(concentration["sft"]) + " |",
+        "|---|" + "---|" * len(concentration["sft"]),
+        *[f"| {name} | " + " | ".join(f"{c[f]['answer']} ({c[f]['share']:.2f})" if f in c else "–"
+                                      for f in concentration["sft"]) + " |" for name, c in concentration.items()],
+        "",
         *([f"**Follow-up (registered before the primary results):** {METHOD_LABELS.get(m, m)} − GRPO, same seeds, "
            f"order-dependent @ {few}: {spread_text(v['order']['difference'])} (per seed: "
            + ", ".join(f"{s} {d['difference']:+.1f}" for s, d in v["order"]["per_seed"].items())
@@ -237,12 +254,22 @@ def main() -> None:
         f"each state has its own patch. Gain @ {many} − @ {few}: {spread_text(obs4['gain'])}. Control, the "
         f"4-state clips (both counts sample the same frames): {spread_text(control['gain'])}.",
         "",
+        "The most common answer per family of the long set (" + ", ".join(long_answers[few]["sft"]) + ") and its "
+        "share, at each frame count:",
+        "",
+        f"| model | @ {few} frames | @ {many} frames |",
+        "|---|---|---|",
+        *[f"| {name} | {compact(long_answers[few][name])} | {compact(long_answers[many][name])} |"
+          for name in long_answers[few]],
+        "",
     ]
     write_text(OUT, "\n".join(lines))
     write_json(SUMMARY, {"accuracy_trend": obs1, "length_shape": obs2, "tgrpo_vs_grpo": obs3,
                          "tgrpo_vs_grpo_static": guard, "tgrpo_vs_grpo_long": obs3_long, "frames": obs4,
                          "frames_control": control, "bonus_diagnostics": diagnostics, "followup": follow,
-                         "order_families": families, "rl_and_eval_minutes": round(rl_seconds / 60, 1)})
+                         "order_families": families, "answer_concentration": concentration,
+                         "long_answer_concentration": long_answers,
+                         "rl_and_eval_minutes": round(rl_seconds / 60, 1)})
     print(f"toy_report: {OUT} ({obs1['verdict']}, {obs2['verdict']}, {obs3['verdict']}, {obs4['verdict']})")
 
 

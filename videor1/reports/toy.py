@@ -142,6 +142,27 @@ def family_scores(results: Path) -> dict[str, float | None]:
             for task, v in summarize(results.stem, rows, task_averaged=True).tasks.items()}
 
 
+def answer_concentration(results: Path) -> dict[str, dict]:
+    """Per family: the model's most common final answer and the share of rows that give it. A share near 1
+    means the answer does not depend on the video at all (a prior, not perception)."""
+    import json
+    import re
+    from collections import Counter, defaultdict
+
+    answers: dict[str, Counter] = defaultdict(Counter)
+    for line in results.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        match = re.search(r"<answer>(.*?)</answer>", row.get("output") or "", re.S)
+        answers[row["data_source"].split("/")[-1]][match.group(1).strip() if match else "(no answer)"] += 1
+    out = {}
+    for family, counts in sorted(answers.items()):
+        answer, n = counts.most_common(1)[0]
+        out[family] = {"answer": answer, "share": round(n / sum(counts.values()), 3)}
+    return out
+
+
 def bonus_diagnostics(runs: Sequence[Run]) -> dict:
     """Per method, over all steps: how often the temporal bonus fired, and the ordered groups' accuracy against
     the shuffled groups' (the bonus can only teach order where the two differ)."""
