@@ -59,10 +59,10 @@ def window_means(values: Sequence[float | None], share: float = 0.2) -> tuple[fl
     return statistics.fmean(known[:n]), statistics.fmean(known[-n:])
 
 
-def spread(values: Sequence[float]) -> dict:
-    return {"mean": round(statistics.fmean(values), 2),
-            "sd": round(statistics.stdev(values), 2) if len(values) > 1 else None,
-            "min": round(min(values), 2), "max": round(max(values), 2), "n": len(values)}
+def spread(values: Sequence[float], digits: int = 2) -> dict:
+    return {"mean": round(statistics.fmean(values), digits),
+            "sd": round(statistics.stdev(values), digits) if len(values) > 1 else None,
+            "min": round(min(values), digits), "max": round(max(values), digits), "n": len(values)}
 
 
 def verdict(per_run: Sequence[float], *, positive_is_good: bool = True) -> str:
@@ -85,7 +85,7 @@ def accuracy_trend(runs: Sequence[Run]) -> dict:
         first, last = window_means([row.get("accuracy") for row in r.curve])
         per[r.name] = {"first": round(first, 3), "last": round(last, 3), "change": round(last - first, 3)}
     changes = [v["change"] for v in per.values()]
-    return {"per_run": per, "change": spread(changes), "verdict": verdict(changes)}
+    return {"per_run": per, "change": spread(changes, 3), "verdict": verdict(changes)}
 
 
 def length_dip(curve: Sequence[dict], window: int) -> dict:
@@ -154,8 +154,9 @@ def answer_concentration(results: Path) -> dict[str, dict]:
         if not line.strip():
             continue
         row = json.loads(line)
-        match = re.search(r"<answer>(.*?)</answer>", row.get("output") or "", re.S)
-        answers[row["data_source"].split("/")[-1]][match.group(1).strip() if match else "(no answer)"] += 1
+        found = re.findall(r"<answer>([^<]*)</answer>", row.get("output") or "")
+        answer = found[-1].strip() if found else "(no answer)"
+        answers[row["data_source"].split("/")[-1]][answer if len(answer) <= 24 else "(long text)"] += 1
     out = {}
     for family, counts in sorted(answers.items()):
         answer, n = counts.most_common(1)[0]
