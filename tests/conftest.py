@@ -120,6 +120,17 @@ REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "tasks", "videor1", "flows", "prefect.yaml", "scripts", ".dvcignore"]
 
 
+def tree_digest(root: Path) -> str:
+    """One hash over a directory's relative paths and bytes: equal trees, equal digests."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def sh(cwd: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command in a project copy with this interpreter's environment first on PATH."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -5,7 +5,6 @@ The whole pipeline end to end runs in tests/test_orchestration.py, through Prefe
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import json
 import re
@@ -20,7 +19,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import REPO, sh
+from tests.conftest import REPO, sh, tree_digest
 from videor1.data.synth import BROKEN_CASES
 
 
@@ -209,14 +208,6 @@ def test_repro_sft_trains_and_rl_runs_on_both_rollout_backends(project):
     assert tree_digest(project / "models" / "rl") == experiment
     linked = project / "models" / "rl" / "model.safetensors"
     assert linked.stat().st_nlink > 1 or linked.is_symlink()  # linked from the cache, not copied
-
-
-def tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def _order(log: Path) -> list[list[dict]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,15 +12,10 @@ import torch
 from videor1.data.synth import BENCHMARKS, FAMILIES, ORDER_DEPENDENT, SynthConfig, SynthSpec, generate
 from videor1.media import read_video
 
+from .conftest import tree_digest
+
 SMALL = SynthConfig(seed=3, train_video_rows=24, train_image_rows=10, eval_rows_per_benchmark=6)
 
-
-def tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -41,9 +41,14 @@ def plot_curves(rows: list[dict], x: str, ys: Sequence[str], target: str | Path,
         else:
             ax.plot(xs, values, linewidth=2, label=y)
     ax.set_xlabel(x)
+    return save_figure(fig, ax, target, title=title, legend_size=8)
+
+
+def save_figure(fig, ax, target: str | Path, *, title: str, legend_size: int = 8) -> Path:
+    """Title, grid, legend, tight layout, then the PNG written atomically; the figure is closed."""
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png")

@@ -17,8 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
-from .figures import read_curve, smooth  # noqa: E402
+from .figures import read_curve, save_figure, smooth  # noqa: E402
 
 METHOD_LABELS = {"tgrpo": "T-GRPO", "grpo": "GRPO", "tgrpo_a1": "T-GRPO, alpha 1.0"}
 METHOD_COLORS = {"tgrpo": "tab:red", "grpo": "tab:blue", "tgrpo_a1": "tab:purple"}
@@ -206,14 +205,7 @@ def plot_overlay(runs: Sequence[Run], column: str, target: Path, *, title: str, 
                 label=f"{METHOD_LABELS.get(method, method)}: mean of {len(mine)} seeds")
     ax.set_xlabel("RL step")
     ax.set_ylabel(f"{ylabel} (mean of {window} steps)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return target
+    return save_figure(fig, ax, target, title=title, legend_size=8)
 
 
 def plot_paired(rows: Sequence[tuple[str, float, float]], target: Path, *, title: str, ylabel: str,
@@ -228,11 +220,4 @@ def plot_paired(rows: Sequence[tuple[str, float, float]], target: Path, *, title
     ax.set_xticks([0, 1], labels)
     ax.set_xlim(-0.3, 1.3)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return target
+    return save_figure(fig, ax, target, title=title, legend_size=7)
