@@ -39,7 +39,10 @@ from videor1.rl.policy import completion_logprobs, separate_logprobs, completion
 from _env import REPO, code_version, machine_info
 
 TINY_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]})
+                 rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},
+                 # a small vocabulary (the vision tokens moved into it): at 152k, bf16 on a CPU spends minutes on the head
+                 vocab_size=4096, vision_start_token_id=4092, vision_end_token_id=4093, image_token_id=4094,
+                 video_token_id=4095)
 TINY_VISION = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
                    fullatt_block_indexes=[1])
 
@@ -60,9 +63,10 @@ def video_prompt(config: Qwen2_5_VLConfig, frames: int, pixels: int, text_tokens
     grid = torch.tensor([[frames // 2, h, w]])
     video_tokens = int(grid.prod()) // 4
     before, after = text_tokens // 2, text_tokens - text_tokens // 2
-    ids = torch.cat([torch.randint(1000, 100_000, (before,), generator=g), torch.tensor([config.vision_start_token_id]),
+    vocab = config.text_config.vocab_size
+    ids = torch.cat([text_ids(before, g, vocab), torch.tensor([config.vision_start_token_id]),
                      torch.full((video_tokens,), config.video_token_id), torch.tensor([config.vision_end_token_id]),
-                     torch.randint(1000, 100_000, (after,), generator=g)]).unsqueeze(0)
+                     text_ids(after, g, vocab)]).unsqueeze(0)
     kinds = torch.zeros_like(ids)
     kinds[ids == config.video_token_id] = 2
     return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids, device=device),
@@ -71,11 +75,16 @@ def video_prompt(config: Qwen2_5_VLConfig, frames: int, pixels: int, text_tokens
             "video_grid_thw": grid.to(device), "second_per_grid_ts": torch.tensor([1.0], device=device)}
 
 
-def completions(n: int, length: int, seed: int) -> list[list[int]]:
+def text_ids(n: int, g: torch.Generator, vocab_size: int) -> torch.Tensor:
+    """Ordinary text tokens: below 100k (Qwen's special and vision tokens sit above 151k), inside a small vocabulary."""
+    return torch.randint(min(1000, vocab_size // 8), min(100_000, vocab_size - 128), (n,), generator=g)
+
+
+def completions(n: int, length: int, seed: int, vocab_size: int) -> list[list[int]]:
     """The first at full length, the others between half and full, as sampled rollouts end unevenly."""
     g = torch.Generator().manual_seed(seed + 1)
     lengths = [length] + torch.randint(length // 2, length + 1, (n - 1,), generator=g).tolist()
-    return [torch.randint(1000, 100_000, (k,), generator=g).tolist() for k in lengths]
+    return [text_ids(k, g, vocab_size).tolist() for k in lengths]
 
 
 def synchronize(device: torch.device) -> None:
@@ -146,7 +155,7 @@ def main() -> None:
     policy.train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)
     prompt = video_prompt(config, args.frames, args.pixels, args.prompt_text, device, seed=0)
-    rollouts = completions(args.generations, args.completion, seed=0)
+    rollouts = completions(args.generations, args.completion, seed=0, vocab_size=config.text_config.vocab_size)
     pad = config.text_config.pad_token_id or 0
     advantages = torch.linspace(-1.0, 1.0, args.generations, device=device)
 

@@ -4,6 +4,11 @@ Consecutive stages of one pool go to that pool's `videor1-stages` deployment as 
 child flow run, so the UI shows the pipeline, each child run and each stage.
 Retrying a failed pipeline run (UI or `prefect flow-run retry`) reruns it; stages
 DVC reports as up to date are skipped, so finished work is not redone.
+
+With a DVC remote named (the ``remote`` parameter, else params.yaml `orchestration.remote`), the run spans
+machines: each worker runs its stages in its own clone, and the run's git branch and the DVC remote carry
+everything between them (flows/checkout.py). At the end the pipeline's own checkout holds the branch's tip
+and every output, pulled.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import networkx as nx
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 
-from flows.stages import stages  # absolute: Prefect loads entrypoints by file path
+from flows.checkout import BRANCH_PREFIX, RunCheckout, stage_target  # absolute: Prefect loads entrypoints by file path
+from flows.stages import orchestration_params, stages
 
 GPU_STAGES = ("cot", "sft", "rl", "evaluate", "eval")  # stage names; evaluate@<model> belongs with evaluate
 
@@ -40,13 +46,7 @@ def run_order(project: Path) -> list[str]:
         top = [s for s in graph.nodes if os.path.relpath(s.dvcfile.path, project) == "dvc.yaml"]
         graph = graph.subgraph(set(top).union(*(nx.descendants(graph, s) for s in top)))
         ordered = nx.lexicographical_topological_sort(graph.reverse(), key=position.__getitem__)
-        return [_target(stage, project) for stage in ordered]
-
-
-def _target(stage, project: Path) -> str:
-    """How `dvc repro` run in ``project`` names the stage: `name`, or `sub/dvc.yaml:name` outside the top file."""
-    dvcfile = os.path.relpath(stage.dvcfile.path, project)
-    return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
+        return [stage_target(stage, project) for stage in ordered]
 
 
 def plan(project: Path) -> list[tuple[str, list[str]]]:
@@ -62,20 +62,41 @@ def plan(project: Path) -> list[tuple[str, list[str]]]:
 
 
 @flow(name="videor1-pipeline")
-def pipeline(profile: str = "tiny", use_deployments: bool = True, project: str | None = None) -> dict[str, str]:
-    """Run the whole pipeline on the given profile (params.yaml is switched to it if needed)."""
+def pipeline(profile: str = "tiny", use_deployments: bool = True, project: str | None = None,
+             remote: str | None = None) -> dict[str, str]:
+    """Run the whole pipeline on the given profile (params.yaml is switched to it if needed). ``remote``: a DVC
+    remote's name to run each pool's stages in its worker's own checkout (default: params.yaml's, else none)."""
+    from prefect.runtime import flow_run
+
     logger = get_run_logger()
     root = Path(project or os.getcwd()).resolve()
+    settings = orchestration_params(root)
+    remote = remote or settings.get("remote")
+    checkout = None
+    if remote:  # the same branch on a retry of this flow run: finished stages are found there and skipped
+        checkout = RunCheckout(root, f"{BRANCH_PREFIX}{flow_run.get_name() or 'local'}", remote,
+                               settings.get("git_remote") or "origin")
+        checkout.start()
+        logger.info(f"run branch {checkout.branch} on git remote {checkout.git_remote!r}, data on DVC remote {remote!r}")
     subprocess.run([sys.executable, "-m", "tasks.profile", profile], cwd=root, check=True, capture_output=True)
+    if checkout is not None:
+        checkout.commit(f"{checkout.branch}: profile {profile}", all_tracked=True)
+    handoff = checkout.handoff if checkout is not None else None
     results: dict[str, str] = {}
     for pool, group in plan(root):
         logger.info(f"{pool} pool: {', '.join(group)}")
         if not use_deployments:
-            results.update(stages(group, pool=pool, project=str(root)))
+            results.update(stages(group, pool=pool, project=str(root), handoff=handoff))
             continue
-        child = run_deployment(f"videor1-stages/{pool}", parameters={"stages": group, "pool": pool, "project": str(root)},
+        # one machine: the child runs in this checkout; a spanning run: in its own worker's checkout
+        where = {"handoff": handoff} if handoff else {"project": str(root)}
+        child = run_deployment(f"videor1-stages/{pool}", parameters={"stages": group, "pool": pool, **where},
                                as_subflow=True, poll_interval=2)
         if not child.state.is_completed():
             raise RuntimeError(f"{pool} stages {group} ended {child.state.name}: see flow run {child.id}")
         results.update({stage: "done" for stage in group})
+    if checkout is not None:  # every output here too, as after a run on one machine
+        checkout.sync()
+        checkout.dvc("pull", "--quiet", "--force", "--remote", remote, *run_order(root))
+        logger.info(f"outputs of {checkout.branch} pulled into {root}")
     return results

@@ -5,7 +5,9 @@ never redoes finished work; its task run ends in a Completed state named "Skippe
 apart from a stage that ran. Each stage's output streams into the task's log.
 A stage's `python -m tasks.<stage>` runs under the worker's interpreter, or for GPU stages under
 params.yaml `orchestration.gpu_python` if set (an environment with vLLM, say): that interpreter's
-directory goes first on PATH.
+directory goes first on PATH. Given a ``handoff`` (a run that spans machines, flows/checkout.py), the stages run
+in this worker's own checkout, on the run's git branch, with their inputs pulled from the DVC remote and their
+outputs pushed to it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed, State
+
+from flows.checkout import RunCheckout, prepare_inputs, stage_io  # absolute: Prefect loads entrypoints by file path
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -42,13 +46,29 @@ def stage_env(python: str | None = None) -> dict[str, str]:
 
 
 @task(task_run_name="{stage}")
-def run_stage(stage: str, project: str, python: str | None = None) -> str | State:
-    """`dvc repro --single-item <stage>` unless DVC says it is up to date: "ran", or a "Skipped" state."""
+def run_stage(stage: str, project: str, python: str | None = None, handoff: dict | None = None) -> str | State:
+    """`dvc repro --single-item <stage>` unless DVC says it is up to date: "ran", or a "Skipped" state. With a
+    ``handoff``, the stage's inputs are pulled first and its outputs published after (flows/checkout.py)."""
     logger = get_run_logger()
     root = Path(project)
+    checkout = RunCheckout(root, **handoff) if handoff else None
+    if checkout is not None:
+        checkout.sync()
+        io = stage_io(root, stage)
+        prepare_inputs(checkout, stage, io, lambda producer: _repro_unless_up_to_date(producer, root, python, logger))
+    if not _repro_unless_up_to_date(stage, root, python, logger):
+        return Completed(name="Skipped", message="DVC: up to date, nothing run", data="skipped")
+    if checkout is not None:
+        checkout.publish(stage, io)
+        logger.info(f"{stage}: outputs pushed to DVC remote {checkout.dvc_remote!r}, dvc.lock to {checkout.branch}")
+    return "ran"
+
+
+def _repro_unless_up_to_date(stage: str, root: Path, python: str | None, logger) -> bool:
+    """Whether the stage ran: False when DVC found it up to date."""
     if up_to_date(stage, root):
         logger.info(f"{stage}: up to date, skipped")
-        return Completed(name="Skipped", message="DVC: up to date, nothing run", data="skipped")
+        return False
     proc = subprocess.Popen([*DVC, "repro", "--single-item", stage], cwd=root, env=stage_env(python), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for line in proc.stdout:
@@ -56,15 +76,18 @@ def run_stage(stage: str, project: str, python: str | None = None) -> str | Stat
             logger.info(line.rstrip()[-2000:])
     if proc.wait() != 0:
         raise RuntimeError(f"stage {stage} failed with exit code {proc.returncode}")
-    return "ran"
+    return True
 
 
 @flow(name="videor1-stages", flow_run_name="{pool}: {stages}")
-def stages(stages: list[str], pool: str = "cpu", project: str | None = None) -> dict[str, str]:
-    """Run ``stages`` in order in ``project`` (default: the working directory); retries from params.yaml."""
+def stages(stages: list[str], pool: str = "cpu", project: str | None = None, handoff: dict | None = None) -> dict[str, str]:
+    """Run ``stages`` in order in ``project`` (default: the working directory, which a deployment's pull step sets
+    to this worker's checkout); retries from params.yaml. ``handoff``: see flows/checkout.py."""
     root = Path(project or os.getcwd()).resolve()
+    if handoff:  # the run's params, not whatever this checkout held before
+        RunCheckout(root, **handoff).sync()
     p = orchestration_params(root)
     python = p.get("gpu_python") if pool == "gpu" else None
     runner = run_stage.with_options(retries=int(p.get("retries", 0)), retry_delay_seconds=float(p.get("retry_delay_seconds", 0)))
-    results = {stage: runner(stage, str(root), python) for stage in stages}
+    results = {stage: runner(stage, str(root), python, handoff) for stage in stages}
     return {stage: r.result() if isinstance(r, State) else r for stage, r in results.items()}  # "ran" | "skipped"

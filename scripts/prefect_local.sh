@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# A single-machine Prefect setup for videor1: a server (127.0.0.1 unless told otherwise), the `cpu` and `gpu` process
-# work pools, one worker per pool, and the deployments of prefect.yaml.
+# A Prefect setup for videor1: a server (127.0.0.1 unless told otherwise), the `cpu` and `gpu` process work pools,
+# the deployments of prefect.yaml, the automation that crashes flow runs whose worker died (flows/automations.py),
+# and process workers that run flows in this checkout.
 #
-#   bash scripts/prefect_local.sh start     # then: prefect deployment run 'videor1-pipeline/tiny'
-#   bash scripts/prefect_local.sh stop
+#   bash scripts/prefect_local.sh start       # all of it, one worker per pool; then:
+#                                             #   prefect deployment run 'videor1-pipeline/tiny'
+#   bash scripts/prefect_local.sh server      # all but the workers
+#   bash scripts/prefect_local.sh worker gpu  # one worker for a pool, in this checkout (another clone, another
+#                                             # machine: PREFECT_API_URL names the server; see README "Scale out")
+#   bash scripts/prefect_local.sh stop        # what this checkout's PREFECT_HOME started
 #
 # Everything Prefect keeps (settings, the SQLite database, logs of server and workers, pids) lives in
 # PREFECT_HOME, by default .prefect/ in the project. Telemetry is off. PREFECT_PORT picks the port (4200).
@@ -27,8 +32,15 @@ esac
 if [ -n "${PREFECT_SERVER_API_AUTH_STRING:-}" ]; then
   export PREFECT_API_AUTH_STRING="$PREFECT_SERVER_API_AUTH_STRING"
 fi
-export PREFECT_API_URL="http://127.0.0.1:${PORT}/api"
-export VIDEOR1_PROJECT="$PWD"
+# Flow runs send a heartbeat this often; the automation crashes a run silent for VIDEOR1_CRASH_GRACE seconds.
+export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="${PREFECT_FLOWS_HEARTBEAT_FREQUENCY:-30}"
+GRACE="${VIDEOR1_CRASH_GRACE:-$((3 * PREFECT_FLOWS_HEARTBEAT_FREQUENCY))}"
+if [ "${1:-start}" = worker ]; then  # a worker talks to whichever server PREFECT_API_URL names
+  export PREFECT_API_URL="${PREFECT_API_URL:-http://127.0.0.1:${PORT}/api}"
+else
+  export PREFECT_API_URL="http://127.0.0.1:${PORT}/api"
+fi
+export VIDEOR1_PROJECT="$PWD"  # prefect.yaml's pull step: flow runs of this checkout's workers run here
 PY="${PYTHON:-$(command -v python)}"
 PREFECT="$PY -m prefect"
 mkdir -p "$PREFECT_HOME"
@@ -48,10 +60,20 @@ stop() {  # SIGTERM, 10 s to finish, then SIGKILL: a worker whose server is gone
   rm -f "$PREFECT_HOME/pids"
 }
 
+start_worker() {
+  $PREFECT worker start --pool "$1" --type process > "$PREFECT_HOME/worker-$1.log" 2>&1 &
+  echo $! >> "$PREFECT_HOME/pids"
+}
+
 case "${1:-start}" in
   stop) stop; exit 0 ;;
-  start) ;;
-  *) echo "usage: $0 {start|stop}" >&2; exit 2 ;;
+  worker)
+    case "${2:-}" in cpu|gpu) ;; *) echo "usage: $0 worker {cpu|gpu}" >&2; exit 2 ;; esac
+    start_worker "$2"
+    echo "worker for pool $2 in $PWD, server $PREFECT_API_URL, log $PREFECT_HOME/worker-$2.log"
+    exit 0 ;;
+  start|server) ;;
+  *) echo "usage: $0 {start|server|worker POOL|stop}" >&2; exit 2 ;;
 esac
 
 stop
@@ -69,9 +91,11 @@ for pool in cpu gpu; do
 done
 $PREFECT --no-prompt deploy --all > "$PREFECT_HOME/deploy.log" 2>&1 \
   || { cat "$PREFECT_HOME/deploy.log" >&2; exit 1; }
-for pool in cpu gpu; do
-  $PREFECT worker start --pool "$pool" --type process > "$PREFECT_HOME/worker-$pool.log" 2>&1 &
-  echo $! >> "$PREFECT_HOME/pids"
-done
-echo "Prefect server $PREFECT_API_URL (UI: http://127.0.0.1:${PORT}), workers for pools cpu and gpu; home $PREFECT_HOME"
+"$PY" -m flows.automations --grace "$GRACE" > /dev/null
+if [ "${1:-start}" = start ]; then
+  for pool in cpu gpu; do start_worker "$pool"; done
+  echo "Prefect server $PREFECT_API_URL (UI: http://127.0.0.1:${PORT}), workers for pools cpu and gpu; home $PREFECT_HOME"
+else
+  echo "Prefect server $PREFECT_API_URL (UI: http://127.0.0.1:${PORT}), no workers; home $PREFECT_HOME"
+fi
 echo "export PREFECT_API_URL=$PREFECT_API_URL PREFECT_HOME=$PREFECT_HOME"  # plus PREFECT_API_AUTH_STRING if set

@@ -117,7 +117,7 @@ def tiny_model_dir(synth_data, tmp_path_factory) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "tasks", "videor1", "flows", "prefect.yaml", "scripts", ".dvcignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "tasks", "videor1", "flows", "prefect.yaml", "scripts", ".dvcignore", ".gitignore"]
 
 
 def tree_digest(root: Path) -> str:
@@ -158,3 +158,26 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
+
+
+GIT = ["git", "-c", "user.name=videor1-tests", "-c", "user.email=tests@videor1"]
+
+
+def spanning_setup(project: Path, where: Path, remote_url: str, **remote_options: str) -> tuple[Path, Path]:
+    """The project as a team shares it: committed with a default DVC remote (every pull re-hashes what it
+    downloads: ``verify``), a bare git remote, and two clones (say a CPU and a GPU machine), each with its own DVC
+    cache. Returns the clones."""
+    dvc = [sys.executable, "-m", "dvc"]
+    sh(project, *dvc, "remote", "add", "--force", "-d", "storage", remote_url)
+    for key, value in {"verify": "true", **remote_options}.items():
+        sh(project, *dvc, "remote", "modify", "storage", key, value)
+    sh(project, *GIT, "add", "-A")
+    sh(project, *GIT, "commit", "-qm", "the project")
+    sh(where, "git", "clone", "-q", "--bare", str(project), "remote.git")
+    clones = []
+    for name in ("cpu-machine", "gpu-machine"):
+        sh(where, "git", "clone", "-q", "remote.git", name)
+        sh(where / name, "git", "config", "user.name", "videor1-tests")
+        sh(where / name, "git", "config", "user.email", "tests@videor1")
+        clones.append(where / name)
+    return clones[0], clones[1]
