@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+from contextlib import chdir, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-DVC = [sys.executable, "-m", "dvc"]
 BRANCH_PREFIX = "videor1/run/"
 
 
@@ -50,13 +49,18 @@ def stage_target(stage, project: Path) -> str:
     return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
 
 
-def stage_io(project: Path, target: str) -> StageIO:
-    """The stage's outputs and its inputs from other stages: what a checkout must pull, make or publish for it."""
-    from contextlib import chdir
-
+@contextmanager
+def dvc_repo(project: Path):
+    """DVC's Repo for ``project``, entered there: DVC reads targets and paths relative to the working directory."""
     from dvc.repo import Repo  # imported late, as in flows.pipeline.run_order
 
-    with chdir(project), Repo(str(project)) as repo:  # DVC reads targets and paths relative to the working directory
+    with chdir(project), Repo(str(project)) as repo:
+        yield repo
+
+
+def stage_io(project: Path, target: str) -> StageIO:
+    """The stage's outputs and its inputs from other stages: what a checkout must pull, make or publish for it."""
+    with dvc_repo(project) as repo:
         ignored = _git_ignored(project, [os.path.relpath(o.fs_path, project) for s in repo.index.stages for o in s.outs])
 
         def output(out) -> Output:
@@ -99,11 +103,14 @@ class RunCheckout:
             raise RuntimeError(f"git {' '.join(args)} failed in {self.root}: {out.stderr.strip() or out.stdout.strip()}")
         return out
 
-    def dvc(self, *args: str, env: dict | None = None) -> str:
-        out = subprocess.run([*DVC, *args], cwd=self.root, capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            raise RuntimeError(f"dvc {' '.join(args)} failed in {self.root}: {(out.stderr or out.stdout).strip()[-2000:]}")
-        return out.stdout
+    def dvc(self, command: str, **kwargs):
+        """``Repo(root).<command>(**kwargs)``: DVC's API in this process (a `dvc` process costs a second or two to
+        start, several times per stage); a failure names the command and the checkout."""
+        try:
+            with dvc_repo(self.root) as repo:
+                return getattr(repo, command)(**kwargs)
+        except Exception as err:  # DVC's errors, for the flow's log
+            raise RuntimeError(f"dvc {command} {kwargs.get('targets') or ''} failed in {self.root}: {err}") from err
 
     def start(self) -> None:
         """Put this checkout on the run's branch: the branch's tip if it exists (a retried run carries on from
@@ -122,13 +129,13 @@ class RunCheckout:
         self.git("clean", "--quiet", "-f", "--", "dvc.lock")  # a lock the branch lacks records runs it never got
 
     def pull(self, paths: list[str]) -> None:
-        if paths:  # --allow-missing: an output no dvc.lock on the branch names yet is not an error here
-            self.dvc("pull", "--quiet", "--force", "--allow-missing", "--remote", self.dvc_remote, *paths)
+        if paths:  # allow_missing: an output no dvc.lock on the branch names yet is not an error here
+            self.dvc("pull", targets=paths, remote=self.dvc_remote, force=True, allow_missing=True)
 
     def publish(self, target: str, io: StageIO) -> None:
         """Push the stage's cached outputs, then commit dvc.lock and its git-tracked outputs and push the branch."""
         if any(o.cached for o in io.outs):
-            self.dvc("push", "--quiet", "--remote", self.dvc_remote, target)
+            self.dvc("push", targets=[target], remote=self.dvc_remote)
         paths = ["dvc.lock", *(o.path for o in io.outs if o.in_git)]
         paths += [str(Path(o.path).parent / ".gitignore") for o in io.outs if o.cached]  # DVC's entries for its outputs
         self.git("add", "-A", "--", *sorted({p for p in paths if (self.root / p).exists()}))

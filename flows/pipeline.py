@@ -97,6 +97,6 @@ def pipeline(profile: str = "tiny", use_deployments: bool = True, project: str |
         results.update({stage: "done" for stage in group})
     if checkout is not None:  # every output here too, as after a run on one machine
         checkout.sync()
-        checkout.dvc("pull", "--quiet", "--force", "--remote", remote, *run_order(root))
+        checkout.dvc("pull", targets=run_order(root), remote=remote, force=True)
         logger.info(f"outputs of {checkout.branch} pulled into {root}")
     return results

@@ -12,7 +12,6 @@ outputs pushed to it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed, State
 
-from flows.checkout import RunCheckout, prepare_inputs, stage_io  # absolute: Prefect loads entrypoints by file path
+from flows.checkout import RunCheckout, dvc_repo, prepare_inputs, stage_io  # absolute: Prefect loads entrypoints by file path
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -32,10 +31,9 @@ def orchestration_params(project: Path) -> dict:
 
 
 def up_to_date(stage: str, project: Path) -> bool:
-    out = subprocess.run([*DVC, "status", "--json", stage], cwd=project, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"dvc status {stage} failed: {out.stderr.strip() or out.stdout.strip()}")
-    return json.loads(out.stdout or "{}") == {}
+    """Whether `dvc status <stage>` finds nothing to do (DVC's API here: a `dvc` process takes seconds to start)."""
+    with dvc_repo(project) as repo:
+        return repo.status(targets=[stage]) == {}
 
 
 def stage_env(python: str | None = None) -> dict[str, str]:

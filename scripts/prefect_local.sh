@@ -89,7 +89,9 @@ done
 for pool in cpu gpu; do
   $PREFECT work-pool create "$pool" --type process --overwrite > /dev/null
 done
-$PREFECT --no-prompt deploy --all > "$PREFECT_HOME/deploy.log" 2>&1 \
+# Deployed without VIDEOR1_PROJECT, so prefect.yaml's pull step keeps `{{ $VIDEOR1_PROJECT }}` and each worker's flow
+# runs fill it in from their own environment: the worker's checkout, not this one.
+env -u VIDEOR1_PROJECT $PREFECT --no-prompt deploy --all > "$PREFECT_HOME/deploy.log" 2>&1 \
   || { cat "$PREFECT_HOME/deploy.log" >&2; exit 1; }
 "$PY" -m flows.automations --grace "$GRACE" > /dev/null
 if [ "${1:-start}" = start ]; then

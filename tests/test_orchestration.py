@@ -1,11 +1,12 @@
-"""Prefect end to end: a real local server on a loopback port, the cpu and gpu pools with a process worker
-each, `prefect deployment run 'videor1-pipeline/tiny'`, a stage that fails, and a retry that does not
-redo the stages before it."""
+"""Prefect end to end: real local servers on loopback ports, the cpu and gpu pools with process workers,
+`prefect deployment run 'videor1-pipeline/tiny'` on one checkout and across two (an S3 remote between them), a
+worker killed mid-stage, and a retry that redoes none of the stages before it; the server's basic auth."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -13,12 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import sh
+from tests.conftest import sh, spanning_setup
 from videor1.data.synth import BROKEN_CASES
 
 STAGES = ["synth", "base_model", "collect", "cot", "filter", "sft", "rl", "evaluate@base", "evaluate@sft", "evaluate@rl",
           "eval", "report"]
-UPSTREAM_OF_FILTER = ["data/synth/train.json", "models/base/model.safetensors", "data/collected.parquet", "data/cot.parquet"]
 
 WAIT = """
 import sys, time
@@ -32,15 +32,6 @@ with get_client(sync_client=True) as client:
         if run.run_count > runs_before and run.state.is_final():
             break
         time.sleep(1)
-    print(run.run_count, run.state.name)
-"""
-
-RUN_COUNT = """
-import sys
-from uuid import UUID
-from prefect.client.orchestration import get_client
-with get_client(sync_client=True) as client:
-    run = client.read_flow_run(UUID(sys.argv[1]))
     print(run.run_count, run.state.name)
 """
 
@@ -59,10 +50,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def set_params(project: Path, **filter_params) -> None:
+def set_params(project: Path) -> None:
+    """Stage retries 1 s apart; one frame count for the evals (the pipeline runs twice in the test)."""
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["orchestration"].update(retries=1, retry_delay_seconds=1)
-    params["tiny"]["filter"].update(filter_params)
+    params["tiny"]["eval"]["frames"] = [4]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -77,51 +69,179 @@ def check_outputs(project: Path) -> None:
             assert all(per[b]["rows"] == 2 and per[b]["failed"] == 0 for b in per if b != "mean")
     report = (project / "reports" / "eval.md").read_text()
     assert "| base | spec [1] | 4 | Qwen2.5-VL-7B (CoT) @ 16 |" in report
-    assert "| rl | spec [1] | 8 | Video-R1-7B @ 32 |" in report
+    assert "| rl | spec [1] | 4 | Video-R1-7B @ 16 |" in report
     summary = (project / "reports" / "summary.md").read_text()
-    assert "## SFT" in summary and "## RL (T-GRPO)" in summary and "| rl | spec [1] | 8 |" in summary
+    assert "## SFT" in summary and "## RL (T-GRPO)" in summary and "| rl | spec [1] | 4 |" in summary
     assert f"quarantined **{len(BROKEN_CASES)}**" in summary and "| media: file is empty | 1 |" in summary
     figures = sorted(p.name for p in (project / "reports" / "figures").glob("*.png"))
     assert figures == ["rl_length.png", "rl_reward.png", "rl_temporal_kl.png", "sft_loss.png"]
 
 
+FLOW_RUNS = """
+import json
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as client:
+    runs = client.read_flow_runs(limit=200)
+    print(json.dumps([{"name": r.name, "state": r.state.name if r.state else None} for r in runs]))
+"""
+
+LOGS = """
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as client:
+    for log in client.read_logs(limit=200, offset=0):
+        print(log.message)
+    offset = 200
+    while batch := client.read_logs(limit=200, offset=offset):
+        for log in batch:
+            print(log.message)
+        offset += 200
+"""
+
+TIMING = ("seconds", "time_", "_s")  # wall-clock fields differ between any two runs
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if not any(t in k for t in TIMING)}
+    return value
+
+
+def lock_outs(project: Path) -> dict[str, str]:
+    """Each stage output's hash in dvc.lock."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    return {o["path"]: o.get("md5") for stage in lock.values() for o in stage.get("outs", [])}
+
+
+def start_site(where: Path, port: int, **extra: str) -> dict[str, str]:
+    """A Prefect server on a loopback port with the pools, the deployments and the crash automation (run from
+    ``where``); returns the environment its clients use."""
+    env = {"PREFECT_HOME": str(where.parent / f"prefect-{port}"), "PREFECT_PORT": str(port),
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_WORKER_QUERY_SECONDS": "1",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", **extra}
+    sh(where, "bash", "scripts/prefect_local.sh", "server", env=env)
+    return env
+
+
+def start_worker(checkout: Path, pool: str, env: dict[str, str]) -> int:
+    """A process worker for ``pool`` running flows in ``checkout`` (its own PREFECT_HOME there); its pid."""
+    sh(checkout, "bash", "scripts/prefect_local.sh", "worker", pool, env={**env, "PREFECT_HOME": str(checkout / ".prefect")})
+    return int((checkout / ".prefect" / "pids").read_text().split()[-1])
+
+
+def stop(checkout: Path, env: dict[str, str], home: str) -> None:
+    sh(checkout, "bash", "scripts/prefect_local.sh", "stop", check=False, env={**env, "PREFECT_HOME": home})
+
+
 @pytest.mark.slow
-def test_deployment_runs_the_pipeline_and_a_failed_stage_is_retried_without_redoing_the_others(project):
-    port = free_port()
-    env = {"PREFECT_HOME": str(project / ".prefect"), "PREFECT_PORT": str(port),
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    set_params(project, min_accuracy="not a number")  # the filter stage will raise: an injected failure
-    sh(project, "bash", "scripts/prefect_local.sh", "start", env=env)
+def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equals_a_one_checkout_run(project, tmp_path_factory):
+    """Two clones, each with its own DVC cache and its own worker (cpu, gpu), an S3 remote (moto on loopback) and a
+    git remote between them. The GPU worker is killed (-9, with everything it started) in the middle of `rl`: the flow
+    run is marked Crashed; a new worker and a retry finish it from rl's newest checkpoint, redoing no earlier stage.
+    Beside it, the same pipeline on one checkout (Prefect's default, its own server): the results agree."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    work = tmp_path_factory.mktemp("machines")
+    set_params(project)
+    one_checkout = work / "one-checkout"
+    shutil.copytree(project, one_checkout)  # the same project and params, run the default way, concurrently
+    stops = []  # (checkout, PREFECT_HOME) of everything started, for the cleanup
+    reference_env = start_site(one_checkout, free_port())
+    stops += [(one_checkout, reference_env["PREFECT_HOME"]), (one_checkout, str(one_checkout / ".prefect"))]
+    for pool in ("cpu", "gpu"):
+        start_worker(one_checkout, pool, reference_env)
+    reference = subprocess.Popen([sys.executable, "-m", "prefect", "deployment", "run", "videor1-pipeline/tiny", "--watch"],
+                                 cwd=one_checkout, env={**os.environ, **reference_env}, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+
+    s3_port, secret = free_port(), "videor1-s3-secret-for-this-test"
+    s3_env = {"AWS_ACCESS_KEY_ID": "videor1-key", "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1"}
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
+                            env={**os.environ, **s3_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        first = sh(project, sys.executable, "-m", "prefect", "deployment", "run", "videor1-pipeline/tiny", "--watch",
-                   check=False, env=env)
-        assert first.returncode != 0, first.stdout
-        run_id = re.search(r"UUID: ([0-9a-f-]{36})", first.stdout).group(1)
-        assert (project / "metrics" / "cot.json").is_file() and not (project / "metrics" / "filter.json").exists()
-        before = {f: (project / f).stat().st_mtime_ns for f in UPSTREAM_OF_FILTER}
+        import boto3
 
-        runs_before, state = sh(project, sys.executable, "-c", RUN_COUNT, run_id, env=env).stdout.split()[-2:]
-        assert state == "Failed"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", **{k.lower(): v for k, v in s3_env.items()
+                             if k != "AWS_DEFAULT_REGION"}, region_name="us-east-1").create_bucket(Bucket="videor1")
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "moto's S3 server did not start"
+                time.sleep(0.5)
+        cpu, gpu = spanning_setup(project, work, "s3://videor1/dvc", endpointurl=f"http://127.0.0.1:{s3_port}")
+        env = start_site(cpu, free_port(), VIDEOR1_CRASH_GRACE="40", **s3_env)
+        stops += [(cpu, env["PREFECT_HOME"]), (cpu, str(cpu / ".prefect")), (gpu, str(gpu / ".prefect"))]
+        start_worker(cpu, "cpu", env)
+        gpu_worker = start_worker(gpu, "gpu", env)
 
-        set_params(project, min_accuracy=0.6)  # fix the stage, then retry the failed pipeline run
-        sh(project, sys.executable, "-m", "prefect", "flow-run", "retry", run_id, env=env)
-        runs_after, state = sh(project, sys.executable, "-c", WAIT, run_id, runs_before, env=env).stdout.split()[-2:]
+        run = sh(cpu, sys.executable, "-m", "prefect", "deployment", "run", "videor1-pipeline/tiny", "--param",
+                 "remote=storage", env=env)
+        run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
+        checkpoint = gpu / "models" / "rl-checkpoints" / "step-000002"
+        deadline = time.monotonic() + 900
+        while not checkpoint.is_dir():
+            assert time.monotonic() < deadline and not (gpu / "models" / "rl").exists(), "rl never reached its checkpoint"
+            time.sleep(0.05)
+        worker = psutil.Process(gpu_worker)
+        for proc in [worker, *worker.children(recursive=True)]:  # the machine goes down: the worker and all it runs
+            proc.send_signal(signal.SIGKILL)
+        assert not (gpu / "models" / "rl").exists(), "rl finished before the worker was killed"
+
+        runs_before, state = sh(cpu, sys.executable, "-c", WAIT, run_id, "0", env=env).stdout.split()[-2:]
+        assert state == "Failed"  # the pipeline saw its gpu child crash
+        flow_runs = json.loads(sh(cpu, sys.executable, "-c", FLOW_RUNS, env=env).stdout.strip().splitlines()[-1])
+        assert [r["state"] for r in flow_runs if r["name"].startswith("gpu: ['sft', 'rl'")] == ["Crashed"], flow_runs
+
+        start_worker(gpu, "gpu", env)  # a new machine (here, the same disk) picks the pool up again
+        sh(cpu, sys.executable, "-m", "prefect", "flow-run", "retry", run_id, env=env)
+        runs_after, state = sh(cpu, sys.executable, "-c", WAIT, run_id, runs_before, env=env).stdout.split()[-2:]
         assert state == "Completed" and int(runs_after) > int(runs_before)
 
-        assert {f: (project / f).stat().st_mtime_ns for f in UPSTREAM_OF_FILTER} == before  # not redone
-        tasks = json.loads(sh(project, sys.executable, "-c", TASK_RUNS, env=env).stdout.strip().splitlines()[-1])
-        by_stage = {s: [t["state"] for t in tasks if t["name"] == s] for s in STAGES}
-        upstream = STAGES[:STAGES.index("filter")]  # ran in the first run, found up to date in the retry
-        assert all(sorted(set(by_stage[s])) == ["Completed", "Skipped"] for s in upstream), by_stage
-        assert sorted(set(by_stage["filter"])) == ["Completed", "Failed"], by_stage
-        assert all(by_stage[s] == ["Completed"] for s in STAGES[STAGES.index("filter") + 1:]), by_stage
-        for f in ("reports/summary.md", "reports/eval.md", "metrics/eval_rl.json", "models/rl/model.safetensors"):
-            assert (project / f).is_file(), f
-        check_outputs(project)
-        again = sh(project, sys.executable, "-m", "dvc", "repro", env=env)  # everything is up to date
-        assert "Running stage" not in again.stdout
+        tasks = json.loads(sh(cpu, sys.executable, "-c", TASK_RUNS, env=env).stdout.strip().splitlines()[-1])
+        by_stage = {stage: [t["state"] for t in tasks if t["name"] == stage] for stage in STAGES}
+        before_rl = STAGES[:STAGES.index("rl")]  # ran once, then found up to date on the branch
+        assert all(sorted(by_stage[s]) == ["Completed", "Skipped"] for s in before_rl), by_stage
+        assert by_stage["rl"].count("Completed") == 1, by_stage
+        assert all(by_stage[s] == ["Completed"] for s in STAGES[STAGES.index("rl") + 1:]), by_stage
+        logs = sh(cpu, sys.executable, "-c", LOGS, env=env).stdout
+        assert "rl: resuming from models/rl-checkpoints/step-000002 (step 2)" in logs
+
+        # the pipeline's checkout ends on the run's branch with every output; the one-checkout run agrees
+        assert reference.wait(timeout=900) == 0, reference.stdout.read()[-5000:]
+        check_outputs(cpu)
+        check_outputs(one_checkout)
+        ours, theirs = lock_outs(cpu), lock_outs(one_checkout)
+        assert ours.keys() == theirs.keys()
+        # data and models by hash, rl's model too (resumed from its checkpoint, bit for bit); not metrics, plots, logs,
+        # reports (they hold timings: compared below without them), the quarantine (its reasons name each checkout's
+        # absolute paths) nor the checkpoints (working state)
+        kept = [k for k in ours if not k.startswith(("metrics/", "plots/", "logs/", "reports/"))
+                and k not in {"data/quarantine.jsonl", "models/rl-checkpoints"}]
+        assert {"data/synth", "models/sft", "models/rl", "data/cot.parquet", "data/eval/rl"} <= set(kept)
+        assert {k: ours[k] for k in kept} == {k: theirs[k] for k in kept}
+        assert (cpu / "data" / "quarantine.jsonl").read_text().replace(str(cpu), "") == \
+            (one_checkout / "data" / "quarantine.jsonl").read_text().replace(str(one_checkout), "")
+        for name in ("eval_base", "eval_sft", "eval_rl", "collect", "filter", "cot", "sft", "rl"):
+            ours_m = json.loads((cpu / "metrics" / f"{name}.json").read_text())
+            theirs_m = json.loads((one_checkout / "metrics" / f"{name}.json").read_text())
+            assert without_timings(ours_m) == without_timings(theirs_m), name
+        assert (cpu / "reports" / "eval.md").read_text() == (one_checkout / "reports" / "eval.md").read_text()
+        # the remote's credentials are in no file of the run and in no log
+        for text in [*(p.read_text() for p in (cpu / "params.yaml", cpu / "dvc.lock", cpu / ".dvc" / "config")), logs,
+                     *(p.read_text() for p in Path(env["PREFECT_HOME"]).glob("*.log")),
+                     *(p.read_text() for c in (cpu, gpu) for p in (c / ".prefect").glob("*.log"))]:
+            assert secret not in text
     finally:
-        sh(project, "bash", "scripts/prefect_local.sh", "stop", env=env, check=False)
+        reference.kill()
+        moto.kill()
+        for checkout, home in stops:
+            stop(checkout, {}, home)
 
 
 READ_FLOWS = """
