@@ -68,7 +68,7 @@ def stage_io(project: Path, target: str) -> StageIO:
             return Output(path, stage_target(out.stage, project), out.use_cache, not out.use_cache and path not in ignored)
 
         (stage,) = repo.stage.collect(target)
-        everyone = [o for s in repo.index.stages for o in s.outs if s is not stage]
+        everyone = [o for s in repo.index.stages for o in s.outs if s.addressing != stage.addressing]
         inputs = []
         for dep in stage.deps:
             producer = next((o for o in everyone if o.fs.isin_or_eq(dep.fs_path, o.fs_path)), None)

@@ -97,12 +97,12 @@ with get_client(sync_client=True) as client:
         offset += 200
 """
 
-TIMING = ("seconds", "time_", "_s")  # wall-clock fields differ between any two runs
+RUN_CONDITIONS = ("seconds", "time_", "_s", "memory")  # wall clock and peak memory differ between any two runs
 
 
 def without_timings(value):
     if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if not any(t in k for t in TIMING)}
+        return {k: without_timings(v) for k, v in value.items() if not any(t in k for t in RUN_CONDITIONS)}
     return value
 
 
