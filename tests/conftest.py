@@ -181,3 +181,10 @@ def spanning_setup(project: Path, where: Path, remote_url: str, **remote_options
         sh(where / name, "git", "config", "user.email", "tests@videor1")
         clones.append(where / name)
     return clones[0], clones[1]
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Longest first, so pytest-xdist's workers end together: the Prefect runs, then the DVC pipeline runs, then
+    the other slow tests, then the rest (a stable sort: file order within each group)."""
+    heaviest = {"test_orchestration.py": 0, "test_pipeline.py": 1}
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, heaviest.get(item.path.name, 2)))
