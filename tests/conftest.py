@@ -184,7 +184,16 @@ def spanning_setup(project: Path, where: Path, remote_url: str, **remote_options
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Longest first, so pytest-xdist's workers end together: the Prefect runs, then the DVC pipeline runs, then
-    the other slow tests, then the rest (a stable sort: file order within each group)."""
-    heaviest = {"test_orchestration.py": 0, "test_pipeline.py": 1}
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, heaviest.get(item.path.name, 2)))
+    """Start the two longest groups on different pytest-xdist workers. `--dist worksteal` hands each worker a
+    contiguous share of this list and lets an idle one take pending tests from the back of another's queue: so the
+    first half begins with the Prefect runs then the other slow tests, the second with the DVC pipeline runs, and
+    quick tests fill the rest of each half (file order is kept within each group)."""
+    def group(item) -> str:
+        if item.get_closest_marker("slow") is None:
+            return "quick"
+        return {"test_orchestration.py": "prefect", "test_pipeline.py": "pipeline"}.get(item.path.name, "slow")
+
+    by_group = {name: [i for i in items if group(i) == name] for name in ("prefect", "slow", "pipeline", "quick")}
+    first = by_group["prefect"] + by_group["slow"]
+    fill = max(0, len(items) // 2 - len(first))
+    items[:] = first + by_group["quick"][:fill] + by_group["pipeline"] + by_group["quick"][fill:]
