@@ -168,3 +168,15 @@ def prepare_inputs(checkout: RunCheckout, target: str, io: StageIO, run_here) ->
             carrier = f"DVC remote {checkout.dvc_remote!r}" if out.cached else f"git branch {checkout.branch!r}"
             raise RuntimeError(f"{target}: input {out.path} (made by stage {out.stage}) is not on the {carrier}; "
                                f"run {out.stage} first (or push its outputs there)")
+
+
+def run_on_checkout(checkout: RunCheckout, stage: str, run_here) -> bool:
+    """One stage of a run across machines, on this checkout: sync, make its inputs present, run it unless DVC finds
+    it up to date (``run_here`` says whether it ran), publish what it made. Whether it ran."""
+    checkout.sync()
+    io = stage_io(checkout.root, stage)
+    prepare_inputs(checkout, stage, io, run_here)
+    ran = run_here(stage)
+    if ran:
+        checkout.publish(stage, io)
+    return ran

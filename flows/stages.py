@@ -21,7 +21,7 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed, State
 
-from flows.checkout import RunCheckout, dvc_repo, prepare_inputs, stage_io  # absolute: Prefect loads entrypoints by file path
+from flows.checkout import RunCheckout, dvc_repo, run_on_checkout  # absolute: Prefect loads entrypoints by file path
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -49,17 +49,18 @@ def run_stage(stage: str, project: str, python: str | None = None, handoff: dict
     ``handoff``, the stage's inputs are pulled first and its outputs published after (flows/checkout.py)."""
     logger = get_run_logger()
     root = Path(project)
-    checkout = RunCheckout(root, **handoff) if handoff else None
-    if checkout is not None:
-        checkout.sync()
-        io = stage_io(root, stage)
-        prepare_inputs(checkout, stage, io, lambda producer: _repro_unless_up_to_date(producer, root, python, logger))
-    if not _repro_unless_up_to_date(stage, root, python, logger):
-        return Completed(name="Skipped", message="DVC: up to date, nothing run", data="skipped")
-    if checkout is not None:
-        checkout.publish(stage, io)
-        logger.info(f"{stage}: outputs pushed to DVC remote {checkout.dvc_remote!r}, dvc.lock to {checkout.branch}")
-    return "ran"
+
+    def run_here(name: str) -> bool:
+        return _repro_unless_up_to_date(name, root, python, logger)
+
+    if handoff:
+        checkout = RunCheckout(root, **handoff)
+        ran = run_on_checkout(checkout, stage, run_here)
+        if ran:
+            logger.info(f"{stage}: outputs pushed to DVC remote {checkout.dvc_remote!r}, dvc.lock to {checkout.branch}")
+    else:
+        ran = run_here(stage)
+    return "ran" if ran else Completed(name="Skipped", message="DVC: up to date, nothing run", data="skipped")
 
 
 def _repro_unless_up_to_date(stage: str, root: Path, python: str | None, logger) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.checkout import RunCheckout, prepare_inputs, stage_io
+from flows.checkout import RunCheckout, run_on_checkout
 from flows.stages import DVC, stage_env, up_to_date
 from tests.conftest import spanning_setup, tree_digest
 
@@ -32,11 +32,7 @@ def repro_here(root: Path):
 
 def run_on(checkout: RunCheckout, stage: str) -> None:
     """What a stage task does with a hand-over (flows.stages.run_stage), without Prefect."""
-    checkout.sync()
-    io = stage_io(checkout.root, stage)
-    prepare_inputs(checkout, stage, io, repro_here(checkout.root))
-    if repro_here(checkout.root)(stage):
-        checkout.publish(stage, io)
+    run_on_checkout(checkout, stage, repro_here(checkout.root))
 
 
 def objects(remote: Path) -> dict[str, bytes]:

@@ -11,6 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -59,7 +60,21 @@ def set_params(project: Path) -> None:
 
 
 def check_outputs(project: Path) -> None:
-    """What the README promises from a run: eval metrics per model and frame count, the report, the summary, PNGs."""
+    """What the README promises from a run: the quarantine with reasons, CoT and filter counts, eval metrics per
+    model and frame count, the report, the summary, PNGs."""
+    collect = json.loads((project / "metrics" / "collect.json").read_text())
+    assert collect["rows"] > 0 and set(collect["by_data_type"]) == {"image", "video"}
+    quarantine = [json.loads(line) for line in (project / "data" / "quarantine.jsonl").read_text().splitlines()]
+    assert collect["quarantined"] == len(quarantine) == len(BROKEN_CASES)  # synth's broken rows, each with its reason
+    assert all(q["reason"] and q["row"]["data_source"].startswith("synth-broken/") for q in quarantine)
+    cot = json.loads((project / "metrics" / "cot.json").read_text())
+    filtered = json.loads((project / "metrics" / "filter.json").read_text())
+    assert cot["teacher"] == "scripted" and cot["completed"] == cot["rows_in"] > 0 and cot["errors"] == 0
+    assert filtered["rows_in"] == cot["completed"]
+    assert filtered["kept"] + sum(r["removed"] for r in filtered["rules"].values()) == filtered["rows_in"]
+    kept = pl.read_parquet(project / "data" / "cot_filtered.parquet")
+    assert kept.height == filtered["kept"] > 0 and kept["process"].str.starts_with("<think>").all()
+    assert kept["teacher_spoil"].is_null().all()  # every spoiled row was caught
     frames = yaml.safe_load((project / "params.yaml").read_text())["tiny"]["eval"]["frames"]
     for model in ("base", "sft", "rl"):
         metrics = json.loads((project / "metrics" / f"eval_{model}.json").read_text())
