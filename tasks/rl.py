@@ -13,7 +13,6 @@ changes single knobs of the rl section for that run.
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import io
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 
 from videor1.data.schema import COLLECTED_TABLE_SCHEMA
-from videor1.distributed import barrier, full_state_dict, init_world, relaunch, shard_model
+from videor1.distributed import barrier, copy_full_weights, init_world, load_sharded_models, relaunch
 from videor1.generation import TransformersBackend, make_backend
 from videor1.io import atomic_path, write_json, write_text
 from videor1.media import MediaRules
@@ -95,40 +94,46 @@ def main(argv: list[str] | None = None) -> None:
     set_threads(p.get("threads", 1))
     rows = read_stage_table("rl", IN_TABLE, COLLECTED_TABLE_SCHEMA, made_by="collect").to_dicts()
     policy_dir = Path(p["policy"])
-    try:
-        processor = load_processor(policy_dir)
-        model = load_model(policy_dir, dtype=torch.float32, device=str(world.device))  # the fp32 master weights
-    except FileNotFoundError as err:
-        sys.exit(f"rl: {err}")
     cfg = RLConfig(**p["train"])
     if cfg.compute_dtype not in ("float32", "bfloat16"):
         sys.exit(f"rl: train.compute_dtype must be float32 or bfloat16, got {cfg.compute_dtype!r}")
     if cfg.prompts_per_step % world.size:
         sys.exit(f"rl: train.prompts_per_step ({cfg.prompts_per_step}) must be a multiple of nproc ({world.size})")
+    backend_kind = p.get("rollout_backend", "transformers")
+    if backend_kind not in ("transformers", "vllm"):
+        sys.exit(f"rl: rollout_backend must be transformers or vllm, got {backend_kind!r}")
+    compute = getattr(torch, cfg.compute_dtype)
+    try:
+        processor = load_processor(policy_dir)
+        # sharded as they load (no full copy on any GPU): the fp32 master weights, and the frozen reference in the
+        # compute dtype (it only ever runs forwards)
+        model, ref_model = load_sharded_models(policy_dir, world, (torch.float32, compute), cfg.compute_dtype)
+    except FileNotFoundError as err:
+        sys.exit(f"rl: {err}")
+    ref_model.requires_grad_(False)
     if world.is_main:
         prepare_checkpoints(fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["path"]) for r in rows],
                                          "policy": model_signature(policy_dir)}), out)
     barrier(world)
     per_rank_sequences = cfg.prompts_per_step // world.size * (cfg.num_generations + cfg.num_generations // 2)
-    backend_kind = p.get("rollout_backend", "transformers")
-    if backend_kind == "vllm":  # colocated: each rank its own engine (tensor parallel 1); weights synced every update
-        backend = make_backend("vllm", str(policy_dir), tensor_parallel_size=p.get("tensor_parallel_size", 1),
-                               max_model_len=cfg.max_prompt_length + cfg.max_completion_length, dtype=cfg.compute_dtype,
-                               gpu_memory_utilization=p.get("gpu_memory_utilization", 0.3), seed=cfg.seed)
-    elif backend_kind == "transformers":
-        # alone, the policy itself samples; sharded, each rank samples from a full copy synced after every update
-        sampler = model if not world.distributed else copy.deepcopy(model).eval().requires_grad_(False)
-        backend = TransformersBackend(sampler, processor, batch_size=per_rank_sequences)  # one generate call per step
-    else:
-        sys.exit(f"rl: rollout_backend must be transformers or vllm, got {backend_kind!r}")
-    # frozen: it only ever runs forwards, so it is kept in the compute dtype
-    ref_model = copy.deepcopy(model).to(getattr(torch, cfg.compute_dtype)).eval().requires_grad_(False)
-    model, ref_model = shard_model(model, world, cfg.compute_dtype), shard_model(ref_model, world, cfg.compute_dtype)
+    if backend_kind == "vllm":  # colocated, built after sharding: each rank its own engine on its own GPU
+        try:
+            backend = make_backend("vllm", str(policy_dir), max_model_len=p.get("max_model_len") or
+                                   cfg.max_prompt_length + cfg.max_completion_length, dtype=cfg.compute_dtype,
+                                   gpu_memory_utilization=p.get("gpu_memory_utilization", 0.3), seed=cfg.seed,
+                                   colocated=True, sleep_mode=p.get("vllm_sleep", False))
+        except ValueError as err:
+            sys.exit(f"rl: {err}")
+    elif world.distributed:  # each rank samples from a full copy in the compute dtype, synced after every update
+        sampler = load_model(policy_dir, dtype=compute, device=str(world.device)).requires_grad_(False)
+        backend = TransformersBackend(sampler, processor, batch_size=per_rank_sequences)
+    else:  # alone, the policy itself samples
+        backend = TransformersBackend(model, processor, batch_size=per_rank_sequences)  # one generate call per step
     trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, out.checkpoints,
                         log=print if world.is_main else (lambda _: None), world=world)
     if not world.is_main:  # rank 0 writes the curves, the model and the metrics
         trainer.train()
-        full_state_dict(model, world)  # the gather below is collective
+        copy_full_weights(model, world, None)  # its part of the gathers
         return
 
     from torch.utils.tensorboard import SummaryWriter
@@ -146,10 +151,9 @@ def main(argv: list[str] | None = None) -> None:
 
     records = trainer.train(on_step=on_step)
     writer.close()
-    weights = full_state_dict(model, world)
+    saved = load_model(policy_dir) if world.distributed else model  # unsharded, in host memory, to carry the weights
+    copy_full_weights(model, world, saved)  # a tensor at a time: no GPU holds the whole model
     with atomic_path(out.model) as tmp:
-        saved = load_model(policy_dir)  # an unsharded model to carry the trained weights and the config
-        saved.load_state_dict(weights, strict=True)
         saved.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
     buf = io.StringIO()

@@ -89,6 +89,13 @@ def videos(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def long_clip(tmp_path_factory) -> Path:
+    """183 frames at 5 fps (36.6 s): 16 frames sampled at 2 fps are 4.575 s per temporal patch, not a whole number,
+    and bf16 holds it as 4.5625, which moves the last temporal patch's M-RoPE id (64 -> 63 at 2 tokens per second)."""
+    return encode(tmp_path_factory.mktemp("long_clip") / "long.mp4", 183, fps=5, w=56, h=56)
+
+
+@pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """A small synthetic dataset: train.json, six eval files (4 rows each), media."""
     from videor1.data.synth import SynthConfig, generate
@@ -118,6 +125,34 @@ def tiny_model_dir(synth_data, tmp_path_factory) -> Path:
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "tasks", "videor1", "flows", "prefect.yaml", "scripts", ".dvcignore", ".gitignore"]
+
+
+def torchrun(nproc: int, script: str, *args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                          str(REPO / "tests" / "dist" / script), *args], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_two_nodes(script: str, *args: str) -> None:
+    """Two torchrun agents on this machine as two nodes of one process each (c10d rendezvous on loopback): the
+    README's multi-node launch, with 127.0.0.1 for the head node's address."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    port = free_port()
+    agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
+                                "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+                                str(REPO / "tests" / "dist" / script), *args], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    errors = [agent.communicate(timeout=600)[1] for agent in agents]
+    assert all(agent.returncode == 0 for agent in agents), errors[0][-3000:] + errors[1][-3000:]
 
 
 def tree_digest(root: Path) -> str:

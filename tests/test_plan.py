@@ -1,7 +1,10 @@
-"""The memory plan: the 7B's parameter count from its config on the meta device, and the paper profile's fit."""
+"""The memory plan: the 7B's parameter count from its config on the meta device, the phases of an RL run on a node
+(start-up, rollout, train step, weight sync), and the paper profile's fit."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,9 +13,10 @@ import torch
 import yaml
 
 from videor1.cli import main
-from videor1.plan import CONFIGS, ModelShape, plan_memory, profile_runs, video_tokens
+from videor1.plan import CONFIGS, GIB, ModelShape, plan_memory, profile_runs, video_tokens
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+CONFIG_7B = json.loads((CONFIGS / "qwen2_5_vl_7b.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +51,149 @@ def test_the_paper_profile_fits_8x80_and_4x96_but_not_one_gpu(seven_b):
     assert not any(plan_memory(seven_b, run, 1, 141).fits for run in runs.values())
 
 
+def test_the_profile_knobs_reach_the_rl_run_shape():
+    rl = profile_runs(PARAMS, "paper")["rl"]
+    knobs = PARAMS["paper"]["rl"]
+    assert knobs["rollout_backend"] == "vllm" and knobs["vllm_sleep"] is True and knobs["train"]["gradient_checkpointing"]
+    assert (rl.vllm_share, rl.vllm_sleep, rl.sync_bucket_mb, rl.max_model_len, rl.gradient_checkpointing) == \
+        (knobs["gpu_memory_utilization"], True, 1024, 4096, True)
+    assert (rl.prompts_per_step, rl.completions, rl.temporal, rl.checkpoint_bytes) == (8, 8, True, 2)  # SFT saves bf16
+    other = copy.deepcopy(PARAMS)
+    other["paper"]["rl"].update(rollout_backend="transformers", vllm_sleep=True)
+    other["paper"]["rl"]["train"]["gradient_checkpointing"] = False
+    off = profile_runs(other, "paper")["rl"]
+    assert (off.vllm_share, off.vllm_sleep, off.gradient_checkpointing) == (0.0, False, False)  # no engine, nothing to sleep
+
+
+def test_the_7b_root_unit_is_every_parameter_outside_the_layers_and_blocks(seven_b):
+    """FSDP's root unit, by hand from the config: embed_tokens and lm_head (untied), the vision patch embedding,
+    the merger (its norm and two linears) and the final norm."""
+    vision = CONFIG_7B["vision_config"]
+    h, v = CONFIG_7B["hidden_size"], CONFIG_7B["vocab_size"]
+    assert not CONFIG_7B["tie_word_embeddings"]
+    vh, merged = vision["hidden_size"], vision["hidden_size"] * vision["spatial_merge_size"] ** 2
+    patch_embed = 3 * vision["temporal_patch_size"] * vision["patch_size"] ** 2 * vh
+    merger = vh + (merged * merged + merged) + (merged * vision["out_hidden_size"] + vision["out_hidden_size"])
+    by_hand = 2 * v * h + patch_embed + merger + h
+    assert seven_b.root_params == pytest.approx(by_hand, rel=0.01)
+    assert round(seven_b.root_params / 1e9, 2) == 1.14  # 1.09B of it embed_tokens + lm_head
+    assert seven_b.largest_tensor_params == seven_b.lm_head_params == v * h == 152064 * 3584
+    train = plan_memory(seven_b, profile_runs(PARAMS, "paper")["rl"], 8, 80).phases["train step"]
+    assert train["FSDP root unit (bf16, unsharded)"] == pytest.approx(2 * seven_b.root_params / GIB)  # 2.1 GiB
+    assert train["lm_head gradient (bf16, unsharded)"] == pytest.approx(2 * v * h / GIB)
+    # alone, nothing is sharded: no root unit to count
+    alone = plan_memory(seven_b, dataclasses.replace(profile_runs(PARAMS, "paper")["rl"], sharding="none"), 1, 141)
+    assert not any("root unit" in term for term in alone.terms)
+
+
+def test_an_fsdp2_root_unit_stays_gathered_after_a_no_grad_forward(tmp_path):
+    """Why the plan counts the reference's root unit in every phase: FSDP2 does not reshard a root after its forward
+    (its backward does), and the reference never runs one. One gloo process, a tiny embedding + layer + head."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.tensor import DTensor
+
+    if dist.is_initialized():
+        pytest.skip("a process group is already up in this process")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        mesh, mp = init_device_mesh("cpu", (1,)), MixedPrecisionPolicy(param_dtype=torch.bfloat16)
+        sharded = lambda m: isinstance(m.weight, DTensor)  # noqa: E731  gathered: a plain bf16 parameter instead
+        for grad in (False, True):
+            model = torch.nn.Sequential(torch.nn.Embedding(32, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 32))
+            fully_shard(model[1], mesh=mesh, mp_policy=mp)
+            fully_shard(model, mesh=mesh, mp_policy=mp)
+            with torch.set_grad_enabled(grad):
+                out = model(torch.tensor([[1, 2, 3]]))
+            assert not sharded(model[0]) and not sharded(model[2]) and sharded(model[1])  # the root: still gathered
+            if grad:
+                out.float().sum().backward()
+                assert sharded(model[0]) and sharded(model[2])  # the backward reshards it
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_start_up_peak_per_gpu_is_shards_and_one_tensor_never_a_replica(seven_b):
+    """Meta-device build, FSDP2 sharding, rank 0 broadcasting one full tensor at a time: per GPU the fp32 policy
+    shard, the bf16 reference shard and the largest tensor in the checkpoint's bf16; one host copy, on rank 0."""
+    p = seven_b.params
+    plan = plan_memory(seven_b, profile_runs(PARAMS, "paper")["rl"], 8, 80)
+    start = plan.totals["start-up"]
+    assert start == pytest.approx((4 * p / 8 + 2 * p / 8 + 2 * 152064 * 3584 + 2 * GIB) / GIB)  # 8.8 GiB
+    assert start < 4 * p / GIB  # less than one fp32 replica (30.9 GiB), which the old start-up held on every GPU
+    assert plan.host_gb["start-up, rank 0 (the checkpoint)"] == pytest.approx(2 * p / GIB)  # 15.4 GiB, bf16
+    assert plan.host_gb["start-up, each other rank"] == 0
+    assert start < min(plan.totals[phase] for phase in ("rollout", "train step", "weight sync (streamed)"))
+
+
+def test_the_streamed_weight_sync_holds_one_bucket_not_the_whole_model(seven_b):
+    plan = plan_memory(seven_b, profile_runs(PARAMS, "paper")["rl"], 8, 80)
+    streamed, full = plan.phases["weight sync (streamed)"], plan.comparison["weight sync (full gather)"]
+    in_flight = streamed["sync bucket (bf16, 1024 MiB)"] + streamed["largest tensor (bf16, gathered)"]
+    assert in_flight == pytest.approx(1 + 2 * 152064 * 3584 / GIB)  # 2.0 GiB
+    assert full["all parameters gathered (fp32)"] == pytest.approx(4 * seven_b.params / GIB)  # 30.9 GiB
+    assert in_flight < full["all parameters gathered (fp32)"] / 10
+    # the sync comes after optimizer.step(): gradients, AdamW and the engine's woken bf16 weights are all there
+    for term in ("gradients (fp32)", "AdamW moments (fp32)", "vLLM weights (bf16, woken for the sync)"):
+        assert streamed[term] == full[term]
+    assert streamed["vLLM weights (bf16, woken for the sync)"] == pytest.approx(2 * seven_b.params / GIB)
+    saved = plan.totals["weight sync (full gather)"] - plan.totals["weight sync (streamed)"]
+    assert saved == pytest.approx(30.9 - 2.0, abs=0.1)
+    assert "weight sync (full gather)" not in plan.phases  # shown for comparison, never the peak
+
+
+def test_sleep_mode_takes_the_vllm_share_off_the_train_step(seven_b):
+    rl = profile_runs(PARAMS, "paper")["rl"]
+    asleep, awake = (plan_memory(seven_b, dataclasses.replace(rl, vllm_sleep=s), 8, 80) for s in (True, False))
+    share = rl.vllm_share * 80  # 28 GiB
+    assert awake.totals["train step"] - asleep.totals["train step"] == pytest.approx(share)
+    assert awake.totals["rollout"] == asleep.totals["rollout"]  # sampling: the whole share either way
+    # the sync: its bf16 weights (15.4 GiB) instead of the whole share
+    assert awake.totals["weight sync (streamed)"] - asleep.totals["weight sync (streamed)"] == \
+        pytest.approx(share - 2 * seven_b.params / GIB)
+    assert "vLLM (gpu_memory_utilization)" not in asleep.terms and "vLLM (gpu_memory_utilization)" in awake.terms
+    assert asleep.host_gb["vLLM asleep, weights of 8 engines (node)"] == pytest.approx(8 * 2 * seven_b.params / GIB)
+
+
+def test_the_paper_profile_fits_8x80_with_a_margin_which_the_old_settings_did_not_leave_on_4x96(seven_b):
+    rl = profile_runs(PARAMS, "paper")["rl"]
+    plan = plan_memory(seven_b, rl, 8, 80)
+    assert plan.fits and plan.vllm_fits and plan.peak_phase == "train step"
+    assert plan.total_gb == max(plan.totals[name] for name in plan.phases)
+    assert plan.margin_gb == pytest.approx(0.98 * 80 - plan.total_gb) and plan.margin_gb > 20  # 28.8 GiB
+    h20 = plan_memory(seven_b, rl, 4, 96)
+    assert h20.fits and h20.peak_phase == "rollout" and h20.margin_gb > 15  # 23.7 GiB
+    # the profile before: vLLM at 0.3 all the time, no sleep mode
+    old = dataclasses.replace(rl, vllm_share=0.3, vllm_sleep=False, max_model_len=16384 + 768)
+    assert plan_memory(seven_b, old, 8, 80).margin_gb < 5  # 4.8 GiB
+    assert not plan_memory(seven_b, old, 4, 96).fits  # the train step: 95.8 GiB of 96
+
+
+def test_vllm_share_holds_its_weights_and_a_kv_cache_for_max_model_len(seven_b):
+    rl = profile_runs(PARAMS, "paper")["rl"]
+    v = plan_memory(seven_b, rl, 8, 80).vllm
+    assert v["kv_bytes_per_token"] == 2 * 28 * 512 * 2  # k and v, 28 layers, 4 KV heads × 128, bf16
+    assert v["weights_gb"] == pytest.approx(2 * seven_b.params / GIB)
+    assert v["kv_tokens"] == int((v["budget_gb"] - v["weights_gb"] - v["allowance_gb"]) * GIB // v["kv_bytes_per_token"])
+    assert v["rollout_sequences"] == 12 and v["kv_tokens"] > v["rollout_tokens"] > v["max_model_len"] == 4096
+    assert not plan_memory(seven_b, dataclasses.replace(rl, vllm_share=0.2), 8, 80).vllm_fits  # 16 GiB: weights + allowance
+    assert not plan_memory(seven_b, dataclasses.replace(rl, max_model_len=1024), 8, 80).vllm_fits  # prompt 1,280 + 768
+
+
 def test_plan_command(capsys):
     assert main(["plan", "--gpus", "8", "--gpu-gb", "80", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["sft"]["fits"] and out["rl"]["fits"] and round(out["params"] / 1e9, 2) == 8.29
+    rl = out["rl"]
+    assert set(rl["phases"]) == {"start-up", "rollout", "train step", "weight sync (streamed)"}
+    assert rl["peak_phase"] == "train step" and rl["total_gb"] == rl["phases"]["train step"]["total_gb"]
+    assert rl["margin_gb"] == pytest.approx(0.98 * 80 - rl["total_gb"], abs=0.01) and rl["margin_gb"] > 0
+    assert main(["plan", "--gpus", "8", "--gpu-gb", "80"]) == 0
+    text = capsys.readouterr().out
+    for line in ("start-up peak: 8.8 GiB per GPU", "weight sync peak: 36.8 GiB", "margin (GiB left)",
+                 f"rl: peak train step {rl['total_gb']:.1f} GiB, margin {rl['margin_gb']:.1f} GiB"):
+        assert line in text, line
     assert main(["plan", "--gpus", "1", "--gpu-gb", "80"]) == 1  # does not fit: exit 1
 
 

@@ -78,9 +78,11 @@ def test_prompt_token_ids_are_identical_on_images_and_videos(engine, hf, synth_d
     assert sum(a == b for a, b in zip(theirs, ours)) == len(requests)  # 100 %
 
 
-def test_vllm_positions_are_the_reference_rule_that_transformers_5_drifts_from(engine, hf, synth_data, train_rows):
+def test_vllm_positions_are_the_reference_rule_that_transformers_5_drifts_from(engine, hf, synth_data, train_rows,
+                                                                               long_clip):
     """The M-RoPE positions vLLM's prefill runs with equal ours (the original Qwen rule); transformers' own differ
-    for a video (text after it restarts inside the video's temporal range) and agree for an image."""
+    for a video (text after it restarts inside the video's temporal range) and agree for an image. The long clip's
+    4.575 s per temporal patch is not whole: vLLM's float64 ``t · s · tokens_per_second`` and ours agree on it."""
     model = engine.engine_model()
     seen = []
     forward = model.forward
@@ -91,8 +93,10 @@ def test_vllm_positions_are_the_reference_rule_that_transformers_5_drifts_from(e
 
     model.forward = recording_forward
     try:
-        for row in [next(r for r in train_rows if r["data_type"] == t) for t in ("video", "image")]:
-            [request] = requests_for([row], synth_data)
+        rows = [next(r for r in train_rows if r["data_type"] == t) for t in ("video", "image")]
+        long_rules = MediaRules(max_frames=16, video_min_pixels=3136, video_max_pixels=3136)
+        long_request = GenerationRequest([user_message(rows[0])], load_medium(long_clip, "video", long_rules))
+        for row, request in [(row, requests_for([row], synth_data)[0]) for row in rows] + [(rows[0], long_request)]:
             seen.clear()
             engine.llm.reset_prefix_cache()  # else a cached prefix skips most of the prompt's forward
             engine.generate([request], SamplingConfig(temperature=0.0, max_new_tokens=1))
@@ -105,6 +109,9 @@ def test_vllm_positions_are_the_reference_rule_that_transformers_5_drifts_from(e
             n = inputs["input_ids"].shape[1]
             assert torch.equal(seen[0][:, :n], ours[:, 0]), row["data_type"]
             assert torch.equal(stock, ours) == (row["data_type"] == "image")
+            if request is long_request:  # the last temporal patch sits at 7 · 4.575 · 2 = 64.05: bf16 seconds give 63
+                video = ours[0, 0][inputs["mm_token_type_ids"][0] == 2]
+                assert inputs["second_per_grid_ts"].tolist() == [pytest.approx(4.575)] and int(video.max() - video.min()) == 64
     finally:
         model.forward = forward
 

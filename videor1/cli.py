@@ -1,7 +1,7 @@
 """The ``videor1`` command.
 
     videor1 score PREDICTIONS.jsonl [...]   score model outputs with the benchmark rules of spec section 6
-    videor1 plan [--gpus 8 --gpu-gb 80]      per-GPU memory of the paper profile's SFT and RL, and whether it fits
+    videor1 plan [--gpus 8 --gpu-gb 80]      per-GPU memory of the paper profile's SFT and RL phases, and whether they fit
 
 A predictions file holds one JSON object per line with ``problem_type``,
 ``solution`` and ``output`` (``output`` null or absent, with an optional
@@ -83,30 +83,68 @@ def score_command(args: argparse.Namespace) -> int:
 def plan_command(args: argparse.Namespace) -> int:
     import yaml
 
-    from .plan import ModelShape, describe, plan_memory, profile_runs
+    from .plan import (FULL_GATHER, HEADROOM, START_UP, SYNC, TRAIN_STEP, ModelShape, describe, plan_memory,
+                       profile_runs)
 
     params = yaml.safe_load(Path(args.params).read_text())
     model = ModelShape.from_file(args.config)
-    runs = profile_runs(params, args.profile, sharding=args.sharding, gradient_checkpointing=not args.no_checkpointing)
+    runs = profile_runs(params, args.profile, sharding=args.sharding,
+                        gradient_checkpointing=False if args.no_checkpointing else None)
     plans = {stage: plan_memory(model, run, args.gpus, args.gpu_gb) for stage, run in runs.items()}
+    ok = all(p.fits and p.vllm_fits for p in plans.values())
     if args.json:
-        print(json.dumps({"params": model.params, **{k: describe(v) for k, v in plans.items()}}, indent=1))
-        return 0
-    console = Console()
-    console.print(f"{Path(args.config).name}: {model.params / 1e9:.2f}B parameters ({model.vision_params / 1e9:.2f}B vision); "
-                  f"{args.gpus} × {args.gpu_gb:g} GiB, sharding {args.sharding}, "
-                  f"gradient checkpointing {'off' if args.no_checkpointing else 'on'}")
-    table = Table(title=f"per-GPU memory, profile {args.profile} (GiB)")
+        print(json.dumps({"params": model.params, "root_params": model.root_params,
+                          **{k: describe(v) for k, v in plans.items()}}, indent=1))
+        return 0 if ok else 1
+    console = Console(width=max(Console().width, 132))  # the phase table, unsqueezed (a pipe or a log gets 80 otherwise)
+    rl_run = runs["rl"]
+    checkpointing = ", ".join(f"{s} {'on' if r.gradient_checkpointing else 'off'}" for s, r in runs.items())
+    engine = (f"vLLM {rl_run.vllm_share:g} of the GPU, sleep mode {'on' if rl_run.vllm_sleep else 'off'}, "
+              f"sync buckets {rl_run.sync_bucket_mb} MiB" if rl_run.vllm_share else "no vLLM engine")
+    console.print(f"{Path(args.config).name}: {model.params / 1e9:.2f}B parameters "
+                  f"({model.vision_params / 1e9:.2f}B vision, "
+                  f"{model.root_params / 1e9:.2f}B in FSDP's root unit); {args.gpus} × {args.gpu_gb:g} GiB, sharding "
+                  f"{args.sharding}, gradient checkpointing {checkpointing}; rl: {engine}")
+    columns = [(stage, name, terms) for stage, p in plans.items() for name, terms in {**p.phases, **p.comparison}.items()]
+    short = {TRAIN_STEP: "train", SYNC: "sync", FULL_GATHER: "sync, old full gather"}
+    table = Table(title=f"per-GPU memory, profile {args.profile} (GiB)",
+                  caption=f"a stage fits when its largest phase stays below {100 * (1 - HEADROOM):g} % of the GPU; "
+                          f"margin: what is left below that line; the old full gather is shown for comparison only")
     table.add_column("term")
-    for stage in plans:
-        table.add_column(stage, justify="right")
-    terms = list(dict.fromkeys(t for p in plans.values() for t in p.terms))
+    for stage, name, _ in columns:
+        table.add_column(stage if len(plans[stage].phases) == 1 else f"{stage} {short.get(name, name)}", justify="right")
+    terms = list(dict.fromkeys(t for _, _, c in columns for t in c))
     for term in terms:
-        table.add_row(term, *(f"{p.terms[term]:.1f}" if term in p.terms else "" for p in plans.values()))
-    table.add_row("total", *(f"{p.total_gb:.1f}" for p in plans.values()))
-    table.add_row("fits", *("yes" if p.fits else "NO" for p in plans.values()))
+        table.add_row(term, *(f"{c[term]:.1f}" if term in c else "" for _, _, c in columns))
+    totals = [sum(c.values()) for _, _, c in columns]
+    table.add_row("total", *(f"{x:.1f}" for x in totals))
+    table.add_row("margin (GiB left)",
+                  *(f"{plans[s].margin(x):.1f}" for (s, _, _), x in zip(columns, totals)))
+    table.add_row("fits", *("yes" if plans[s].margin(x) >= 0 else "NO" for (s, _, _), x in zip(columns, totals)))
     console.print(table)
-    return 0 if all(p.fits for p in plans.values()) else 1
+    rl = plans["rl"]
+    if START_UP in rl.phases:
+        others = rl.host_gb.get("start-up, each other rank")
+        console.print(f"start-up peak: {rl.totals[START_UP]:.1f} GiB per GPU; host RAM "
+                      f"{rl.host_gb['start-up, rank 0 (the checkpoint)']:.1f} GiB on rank 0 (the checkpoint)"
+                      + ("" if others is None else f", {others:.1f} on each other rank"))
+    if SYNC in rl.phases:
+        console.print(f"weight sync peak: {rl.totals[SYNC]:.1f} GiB per GPU streamed in {rl_run.sync_bucket_mb} MiB buckets "
+                      f"({rl.totals[FULL_GATHER]:.1f} with every parameter gathered at once, the old way)")
+    for k, v in rl.host_gb.items():
+        if not k.startswith("start-up"):
+            console.print(f"host RAM, {k}: {v:.1f} GiB")
+    if rl.vllm:
+        v = rl.vllm
+        console.print(f"inside vLLM's {v['budget_gb']:.1f} GiB: weights {v['weights_gb']:.1f}, profile run and CUDA graphs "
+                      f"~{v['allowance_gb']:.1f}, KV cache {v['kv_cache_gb']:.1f} ({v['kv_tokens']:,} tokens; max_model_len "
+                      f"{v['max_model_len']:,}, a step's {v['rollout_sequences']} sequences per rank "
+                      f"{v['rollout_tokens']:,})" + ("" if rl.vllm_fits else ": does NOT hold one max_model_len sequence"
+                                                    " or the profile's prompt + completion"))
+    for stage, p in plans.items():
+        console.print(f"{stage}: peak {p.peak_phase} {p.total_gb:.1f} GiB, margin {p.margin_gb:.1f} GiB "
+                      f"({'fits' if p.fits else 'does NOT fit'} {args.gpus} × {args.gpu_gb:g} GiB)")
+    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--gpus", type=int, default=8)
     plan.add_argument("--gpu-gb", type=float, default=80.0)
     plan.add_argument("--sharding", choices=["full", "zero2", "none"], default="full")
-    plan.add_argument("--no-checkpointing", action="store_true", help="plan without gradient checkpointing")
+    plan.add_argument("--no-checkpointing", action="store_true",
+                      help="plan without gradient checkpointing (default: each stage's train.gradient_checkpointing)")
     plan.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     return score_command(args) if args.command == "score" else plan_command(args)

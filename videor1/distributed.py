@@ -10,14 +10,23 @@ atomically once complete, so a run killed at any moment resumes from the newest 
 Sharding is PyTorch FSDP2: ``fully_shard`` on every language-model decoder layer and every vision block,
 then on the root. Parameters, gradients and the optimizer state stay fp32 and sharded (the master copy);
 with ``compute_dtype: bfloat16`` FSDP gathers bf16 copies for compute and reduces gradients in fp32.
+
+A node is asymmetric, and every function here is written for it:
+- each rank owns ``cuda:LOCAL_RANK`` (set before the process group; ``check_device`` asserts it stays so);
+- models are sharded as they load (``load_sharded_models``): no full copy on any GPU, one in rank 0's RAM;
+- full weights leave the shards a bucket at a time (``full_tensors``), never all at once;
+- collectives are called the same number of times on every rank, whatever each rank's share of the work:
+  never inside a loop condition or a branch that depends on local data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +63,14 @@ def init_world() -> World:
             torch.cuda.set_device(world.local_rank)
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return world
+
+
+def check_device(world: World) -> None:
+    """Each rank computes on its own GPU. Raise if something (an engine's worker, a library) moved this process's
+    current device elsewhere: every later allocation and NCCL call would land on another rank's GPU."""
+    if torch.cuda.is_available() and torch.cuda.current_device() != world.local_rank:
+        raise RuntimeError(f"rank {world.rank}: the current CUDA device is {torch.cuda.current_device()}, not its local "
+                           f"rank {world.local_rank}")
 
 
 def barrier(world: World) -> None:
@@ -99,8 +116,37 @@ def shard_model(model, world: World, compute_dtype: str = "float32"):
     inner = model.model
     for block in list(inner.language_model.layers) + list(inner.visual.blocks):
         fully_shard(block, mesh=mesh, mp_policy=mp)
-    fully_shard(model, mesh=mesh, mp_policy=mp)
+    # The model's own inputs are not cast: FSDP would turn second_per_grid_ts into bf16 with the pixels (4.575 ->
+    # 4.5625) and move temporal positions; the vision tower casts its pixels to its weights' dtype itself.
+    fully_shard(model, mesh=mesh, mp_policy=dataclasses.replace(mp, cast_forward_inputs=False))
     return model
+
+
+def load_sharded_models(path: str | Path, world: World, dtypes: Sequence[torch.dtype], compute_dtype: str = "float32") -> list:
+    """A model directory's model once per dtype (the fp32 policy, the compute-dtype reference), each sharded as it
+    loads: every rank builds it on the meta device and shards it, rank 0 reads the checkpoint once (in its own
+    dtype), and each tensor is broadcast in turn, every rank keeping its shard in the model's dtype. No rank
+    ever holds a full copy on its device, and only rank 0 one in host memory. Alone: plain loads."""
+    from .models import empty_model, load_model
+
+    if not world.distributed:
+        return [load_model(path, dtype=dtype, device=str(world.device)) for dtype in dtypes]
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    full = load_model(path, dtype="auto").state_dict() if world.is_main else {}
+    models = []
+    for dtype in dtypes:
+        model = empty_model(path, dtype=dtype)
+        buffers = {name: b.clone() for name, b in model.named_buffers()}  # computed, not in the checkpoint
+        shard_model(model, world, compute_dtype)
+        model.to_empty(device=world.device)
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+        # a copy of the dict: set_model_state_dict puts the local shards into the one it is given
+        set_model_state_dict(model, dict(full), options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        models.append(model)
+    return models
 
 
 @contextlib.contextmanager
@@ -122,13 +168,50 @@ def gathered(model, world: World):
             unit.reshard()
 
 
-def full_state_dict(model, world: World) -> dict[str, torch.Tensor]:
-    """Full (unsharded) tensors by transformers name, on every rank: for the rollout engine and saved models."""
-    if not world.distributed:
-        return {k: v.detach() for k, v in model.state_dict().items()}
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+def reshard(model) -> None:
+    """Free an FSDP2 model's gathered weights now. After a forward FSDP keeps the root unit's (embeddings, LM head)
+    for the backward; a frozen model (the reference) has no backward, so they would stay gathered. No-op alone."""
+    from torch.distributed.fsdp import FSDPModule
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False))
+    if isinstance(model, FSDPModule):
+        model.reshard()
+
+
+def full_tensors(model, world: World, *, dtype: torch.dtype | None = None, bucket_bytes: int = 0
+                 ) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every full (unsharded) tensor of the model by transformers name, streamed: up to ``bucket_bytes`` of them
+    are gathered (sharded ones cast to ``dtype`` before the gather), handed on, and dropped before the next bucket,
+    so the peak is one bucket (at least one tensor), never the whole model. Alone: the model's own tensors.
+    Collective when sharded: every rank must consume the whole iterator, in the same order."""
+    from torch.distributed.tensor import DTensor
+
+    bucket, size = [], 0
+    for name, value in model.state_dict().items():
+        if isinstance(value, DTensor):
+            value = (value.to(dtype) if dtype is not None else value).full_tensor()
+        bucket.append((name, value.detach()))
+        size += value.nbytes
+        if size >= bucket_bytes:
+            yield from bucket
+            bucket, size = [], 0
+    yield from bucket
+
+
+def full_state_dict(model, world: World) -> dict[str, torch.Tensor]:
+    """Every full tensor at once, on every rank: small models and tests only (``full_tensors`` streams)."""
+    return dict(full_tensors(model, world))
+
+
+def copy_full_weights(model, world: World, target) -> None:
+    """Copy the (sharded) model's full weights into ``target``, an unsharded model on the main rank (None on the
+    others), a tensor at a time: every rank takes part in each gather; only the main rank keeps the result."""
+    if target is model:  # alone: the model already is its full weights
+        return
+    own = target.state_dict() if target is not None else {}
+    with torch.no_grad():
+        for name, tensor in full_tensors(model, world):
+            if target is not None:
+                own[name].copy_(tensor)
 
 
 def save_sharded(model, optimizer, world: World, path: Path, extra: dict) -> None:

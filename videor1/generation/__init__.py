@@ -7,7 +7,7 @@ from .inputs import chat_text, media_tokens, processor_inputs, prompt_length, to
 
 def make_backend(kind: str, model_path: str, *, batch_size: int = 8, device: str = "cpu", dtype: str = "float32",
                  tensor_parallel_size: int = 1, max_model_len: int = 8192, gpu_memory_utilization: float = 0.9,
-                 seed: int = 0) -> GenerationBackend:
+                 seed: int = 0, colocated: bool = False, sleep_mode: bool = False) -> GenerationBackend:
     """A backend by name: ``transformers`` or ``vllm``."""
     if kind == "transformers":
         import torch
@@ -20,7 +20,8 @@ def make_backend(kind: str, model_path: str, *, batch_size: int = 8, device: str
         from .vllm_engine import VLLMBackend
 
         return VLLMBackend(model_path, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                           gpu_memory_utilization=gpu_memory_utilization, dtype=dtype, seed=seed)
+                           gpu_memory_utilization=gpu_memory_utilization, dtype=dtype, seed=seed,
+                           colocated=colocated, sleep_mode=sleep_mode)
     raise ValueError(f"unknown generation backend {kind!r} (expected 'transformers' or 'vllm')")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,4 +54,14 @@ class GenerationBackend(Protocol):
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[Completion]]:
         """``sampling.n`` completions for each request, in request order."""
+        ...
+
+    def sync_weights(self, named_tensors: Iterable[tuple[str, object]]) -> None:
+        """Take new weights (full tensors by transformers name, every one of them), consuming the iterator once in
+        order: it may be a stream gathered from shards as it is read (``videor1.distributed.full_tensors``)."""
+        ...
+
+    def offload(self) -> None:
+        """Free the device memory generation holds until the next ``sync_weights`` or ``generate`` (vLLM's sleep
+        mode); a no-op where there is nothing to free."""
         ...

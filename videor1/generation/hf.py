@@ -66,9 +66,20 @@ class TransformersBackend:
         return next(self.model.parameters()).device
 
     def sync_weights(self, named_tensors) -> None:
-        """Load new weights (full tensors by transformers name) into this backend's model: used when it samples from
-        its own copy of a policy that trains elsewhere (an FSDP-sharded one)."""
-        self.model.load_state_dict(dict(named_tensors), strict=True)
+        """Copy new weights (full tensors by transformers name) into this backend's model one at a time, as they
+        stream in: used when it samples from its own copy of a policy that trains elsewhere (an FSDP-sharded one)."""
+        own, seen = self.model.state_dict(), set()
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                if name not in own:
+                    raise KeyError(f"sync_weights: {name!r} is not a weight of the rollout model")
+                own[name].copy_(tensor)
+                seen.add(name)
+        if missing := sorted(own.keys() - seen):
+            raise KeyError(f"sync_weights: no new value for {len(missing)} weights, e.g. {missing[0]!r}")
+
+    def offload(self) -> None:
+        """Nothing to free: the model's weights are its whole state."""
 
     def prompt_limit(self, sampling: SamplingConfig) -> int:
         """The longest prompt that leaves room for ``max_new_tokens`` within the model's positions."""

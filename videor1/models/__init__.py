@@ -1,6 +1,6 @@
 """Models: the offline tiny Qwen2.5-VL kit and local loading."""
 
-from .loading import check_model_dir, load_model, load_processor, model_signature, save_model_dir
+from .loading import check_model_dir, empty_model, load_model, load_processor, model_signature, save_model_dir
 from .rope import reference_rope_index, use_reference_positions
 from .tiny import TinyModelConfig, build_processor, build_tiny_model, tiny_config
 from .tokenizer import QWEN25_SPECIAL_TOKENS, VISION_TOKENS, build_tokenizer, chat_template, qwen_tokenizer, train_bpe_tokenizer
@@ -14,6 +14,7 @@ __all__ = [
     "build_tokenizer",
     "chat_template",
     "check_model_dir",
+    "empty_model",
     "load_model",
     "load_processor",
     "model_signature",

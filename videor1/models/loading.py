@@ -30,11 +30,26 @@ def check_model_dir(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Qwen2_5_VLForConditionalGeneration:
+def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32, device: str = "cpu") -> Qwen2_5_VLForConditionalGeneration:
+    """A model directory's model in ``dtype`` ("auto": the checkpoint's own) on ``device``."""
     path = check_model_dir(path)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, local_files_only=True)
     use_reference_positions(model)
     return model.to(device).eval()
+
+
+def empty_model(path: str | Path, *, dtype: torch.dtype = torch.float32) -> Qwen2_5_VLForConditionalGeneration:
+    """The model of a directory with its parameters on the meta device (no memory, no weights read) and its
+    buffers real: rotary ``inv_freq`` is computed at construction and is not in the checkpoint."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(check_model_dir(path), local_files_only=True)
+    with init_empty_weights(include_buffers=False):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+    model.tie_weights()  # as from_pretrained does: a tied LM head is the embedding itself
+    use_reference_positions(model)
+    return model.eval()
 
 
 def load_processor(path: str | Path) -> Qwen2_5_VLProcessor:

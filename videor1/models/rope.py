@@ -21,13 +21,24 @@ TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids
 
 
 def vision_positions(start: int, grid_thw, merge: int, time_interval: float) -> torch.Tensor:
-    """3 × (t·h·w) positions of one image or video: (t · interval) on axis 0, rows and columns on 1 and 2."""
+    """3 × (t·h·w) positions of one image or video: (t · interval) on axis 0, rows and columns on 1 and 2.
+    The product is taken in float64 and truncated, as vLLM does (numpy): in float32 ``t · interval`` can land on
+    the other side of an integer when the seconds per patch are not whole."""
     t, h, w = (int(x) for x in grid_thw)
     h, w = h // merge, w // merge
-    temporal = (torch.arange(t).view(-1, 1, 1) * time_interval).long().expand(t, h, w)
+    temporal = (torch.arange(t, dtype=torch.float64).view(-1, 1, 1) * time_interval).long().expand(t, h, w)
     rows = torch.arange(h).view(1, -1, 1).expand(t, h, w)
     cols = torch.arange(w).view(1, 1, -1).expand(t, h, w)
     return torch.stack([temporal, rows, cols]).reshape(3, -1) + start
+
+
+def check_seconds(second_per_grid_ts) -> None:
+    """Refuse video seconds that reached the model in a low-precision dtype: bf16 holds 4.575 as 4.5625, and
+    ``(t · s · tokens_per_second)`` then gives other temporal ids than rollout and eval (FSDP's mixed precision
+    casts forward inputs unless told not to: ``videor1.distributed.shard_model`` keeps them fp32)."""
+    if second_per_grid_ts is not None and second_per_grid_ts.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"second_per_grid_ts arrived as {second_per_grid_ts.dtype}: temporal positions need it in "
+                        "float32 (the processor's dtype); keep it out of mixed-precision input casts")
 
 
 def reference_rope_index(self, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor, image_grid_thw=None,
@@ -36,6 +47,7 @@ def reference_rope_index(self, input_ids: torch.Tensor, mm_token_type_ids: torch
     text continues at (largest position so far) + 1, after an image or a video alike."""
     merge = self.config.vision_config.spatial_merge_size
     tokens_per_second = self.config.vision_config.tokens_per_second
+    check_seconds(second_per_grid_ts)
     grids = {IMAGE: iter(image_grid_thw if image_grid_thw is not None else []),
              VIDEO: iter(video_grid_thw if video_grid_thw is not None else [])}
     seconds = iter(second_per_grid_ts.tolist() if second_per_grid_ts is not None else [])

@@ -34,4 +34,5 @@ class RLConfig:
     sample_dump_steps: int = 0  # > 0: write a few completions every that many steps
     gradient_checkpointing: bool = False  # recompute each layer in backward; log-probs then use whole sequences
     compute_dtype: str = "float32"  # bfloat16: autocast forwards over fp32 master weights and optimizer state
+    sync_bucket_mb: int = 1024  # the rollout engine's weight sync gathers full tensors this many MiB at a time
     seed: int = 0

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
-from ..distributed import World, all_max, all_sum, barrier, full_state_dict, gather_objects, load_sharded, save_sharded
+from ..distributed import (World, all_max, all_sum, barrier, check_device, full_tensors, gather_objects, load_sharded,
+                           reshard,
+                           save_sharded)
 from ..generation import Completion, SamplingConfig, too_long
 from ..io import write_text
 from ..media import MediaError, MediaRules, load_medium
@@ -84,6 +86,7 @@ class RLTrainer:
         then each rank samples and scores its share of a step's prompts, and ``backend`` holds its own full copy of
         the weights (vLLM, or transformers on an unsharded copy), synced after every update."""
         self.model, self.ref_model, self.processor, self.backend, self.world = model, ref_model, processor, backend, world
+        check_device(world)  # after the engine: a worker that set another current device would show here
         self._placeholder: Group | None = None
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -103,6 +106,9 @@ class RLTrainer:
         self.sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                        repetition_penalty=cfg.repetition_penalty, max_new_tokens=cfg.max_completion_length)
         self.step = 0
+        # the longest prompt to sample from: the run's limit, or less where the engine's context is shorter
+        engine_limit = backend.prompt_limit(self.sampling) if backend is not None else cfg.max_prompt_length
+        self.prompt_limit = min(cfg.max_prompt_length, engine_limit)
 
     # ----- checkpoints -------------------------------------------------------------------------
 
@@ -149,7 +155,7 @@ class RLTrainer:
             row = self.rows[i]
             try:
                 medium = load_medium(Path(row["media_root"]) / row["path"], row["data_type"], self.rules)
-                reason = too_long(self.processor, [user_message(row)], medium, self.cfg.max_prompt_length)
+                reason = too_long(self.processor, [user_message(row)], medium, self.prompt_limit)
             except (MediaError, ValueError) as err:
                 reason = str(err)
             if reason:  # loud, logged, and never replaced by another row
@@ -190,8 +196,9 @@ class RLTrainer:
         FSDP averages gradients over ranks, so each rank weighs its groups by ranks / all groups."""
         cfg, world = self.cfg, self.world
         total = all_sum(world, len(groups))
-        work = [(g, a, 1.0) for g, a in zip(groups, advantages)]
-        while len(work) < all_max(world, len(groups)):  # equal forwards on every rank
+        most = all_max(world, len(groups))  # once, before the loop: a collective per iteration would pair with
+        work = [(g, a, 1.0) for g, a in zip(groups, advantages)]  # another rank's FSDP all-gathers and hang
+        while len(work) < most:  # equal forwards on every rank
             filler = groups[0] if groups else self.placeholder()
             work.append((filler, torch.zeros(len(filler.ordered)), 0.0))
         self.model.train()
@@ -204,6 +211,7 @@ class RLTrainer:
                 logp, mask = completion_logprobs(self.model, prompt, ids, self.pad_id)
                 with torch.no_grad():
                     ref_logp, _ = completion_logprobs(self.ref_model, prompt, ids, self.pad_id)
+                reshard(self.ref_model)  # no backward follows to free its root unit's gathered weights
             loss, kl = policy_loss(logp, ref_logp, adv.to(logp.device), mask, cfg.beta, aggregation=cfg.loss_aggregation)
             (loss * (weight * world.size / max(total, 1))).backward()  # one group at a time
             loss_sum += weight * loss.item()
@@ -226,10 +234,11 @@ class RLTrainer:
         step_rows = data_order(len(self.rows), self.step, cfg.prompts_per_step, cfg.seed)
         rows, media = self._media(step_rows[self.world.rank::self.world.size])  # this rank's share of the step
         self.model.eval()
-        with self.compute():
-            groups = rollout(self.backend, self.processor, rows, media, num_generations=cfg.num_generations,
-                             temporal=cfg.temporal, sampling=self.sampling,
-                             seed=cfg.seed * 1_000_003 + self.step + self.world.rank * 1_000_000_007) if rows else []
+        # outside the trainer's autocast: each engine samples in its own precision (vLLM's dtype, the sampler's weights)
+        groups = rollout(self.backend, self.processor, rows, media, num_generations=cfg.num_generations,
+                         temporal=cfg.temporal, sampling=self.sampling,
+                         seed=cfg.seed * 1_000_003 + self.step + self.world.rank * 1_000_000_007) if rows else []
+        self.backend.offload()  # vLLM's sleep mode: its KV cache and weights leave the GPU while the policy trains
         t1 = time.perf_counter()
         totals, parts = group_rewards(groups, cfg)
         advantages = [group_advantages(t, cfg.num_generations) for t in totals]
@@ -276,9 +285,10 @@ class RLTrainer:
 
     def sync_rollout_weights(self) -> None:
         """A rollout engine with its own copy of the weights (vLLM; transformers on an unsharded copy) gets the
-        policy's current ones, gathered in full from the shards."""
-        if hasattr(self.backend, "sync_weights") and getattr(self.backend, "model", None) is not self.model:
-            self.backend.sync_weights(full_state_dict(self.model, self.world).items())
+        policy's current ones, streamed from the shards a bucket at a time in the compute dtype."""
+        if self.backend is not None and getattr(self.backend, "model", None) is not self.model:
+            self.backend.sync_weights(full_tensors(self.model, self.world, dtype=getattr(torch, self.cfg.compute_dtype),
+                                                   bucket_bytes=self.cfg.sync_bucket_mb << 20))
 
     def train(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
         """Run to ``cfg.steps`` from the last checkpoint; returns every step's record (also on disk)."""

@@ -93,17 +93,20 @@ class SftCollator:
                 self._skip(ex["row"], ex["error"])
             else:
                 good.append(ex)
+        return self._collate(good, self.max_length)
+
+    def _collate(self, good: list[dict], max_length: int | None) -> dict:
         if not good:
             return self._placeholder_batch()
         texts = [chat_text(self.processor, chat(ex["row"]), add_generation_prompt=False) for ex in good]
         batch = processor_inputs(self.processor, texts, [ex["medium"] for ex in good], padding_side="right")
-        if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
+        if max_length is not None and batch["input_ids"].shape[1] > max_length:
             lengths = batch["attention_mask"].sum(1).tolist()
-            keep = [ex for ex, n in zip(good, lengths) if n <= self.max_length]
+            keep = [ex for ex, n in zip(good, lengths) if n <= max_length]
             for ex, n in zip(good, lengths):
-                if n > self.max_length:
-                    self._skip(ex["row"], f"sequence too long: {n} tokens > {self.max_length}")
-            return self(keep) if keep else self._placeholder_batch()
+                if n > max_length:
+                    self._skip(ex["row"], f"sequence too long: {n} tokens > {max_length}")
+            return self._collate(keep, max_length)
         labels = batch["input_ids"].clone()
         for i in range(labels.shape[0]):
             start = assistant_start(batch["input_ids"][i], self.header)
@@ -119,6 +122,7 @@ class SftCollator:
     def _placeholder_batch(self) -> dict:
         if self.placeholder is None:
             return empty_batch()
-        batch = self([self.placeholder])
+        # never cut by max_length (it counts no token): a placeholder over the limit would otherwise recurse forever
+        batch = self._collate([self.placeholder], None)
         batch["labels"] = torch.full_like(batch["labels"], IGNORE_INDEX)  # counts no token anywhere
         return {**batch, "problem_ids": [], "placeholder": True}

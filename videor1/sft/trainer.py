@@ -20,6 +20,7 @@ import torch
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from ..configs import deepspeed_config
+from .vision import dummy_vision_inputs, use_one_vision_call
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -103,6 +104,9 @@ class SftTrainer(Trainer):
         # the step's loss would then depend on how rows fall into processes and accumulation steps. Its forward
         # does pass num_items_in_batch to the loss: the loss is the token mean over the whole global batch.
         self.model_accepts_loss_kwargs = True
+        # One vision-tower call per forward whatever the micro-batch's modalities (vision.py): under ZeRO-3 a process
+        # holding an image and a video would otherwise gather the tower's parameters twice, the others once.
+        use_one_vision_call(self.model)
         self.order_log = Path(self.args.output_dir) / "data_order.jsonl"
         self.skip_log = Path(self.args.output_dir) / "skipped.jsonl"
 
@@ -135,9 +139,12 @@ class SftTrainer(Trainer):
             out = model(**{k: v for k, v in inputs.items() if k != "labels"})
             zero = out.logits.float().sum() * 0.0
             return (zero, out) if return_outputs else zero
-        if not ids:  # every example of this micro-batch was skipped: contribute nothing
-            zero = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
-            return (zero, None) if return_outputs else zero
+        if not ids:  # every example of this micro-batch was skipped (no placeholder): contribute nothing, through a
+            # real forward of one black image (every module, zero gradients for all). Summing the parameters instead
+            # breaks ZeRO-3, whose parameters are empty shards outside a forward ("0 != 128 Cannot reduce scatter").
+            out = model(**dummy_vision_inputs(self.accelerator.unwrap_model(model), self.args.device))
+            zero = out.logits.float().sum() * 0.0
+            return (zero, out) if return_outputs else zero
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
 
