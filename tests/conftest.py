@@ -99,9 +99,13 @@ def long_clip(tmp_path_factory) -> Path:
 def synth_data(tmp_path_factory) -> Path:
     """A small synthetic dataset: train.json, six eval files (4 rows each), media."""
     from videor1.data.synth import SynthConfig, generate
+    from videor1.data.synth.families import SynthSpec
 
     root = tmp_path_factory.mktemp("synth") / "synth"
-    generate(root, SynthConfig(seed=0, train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=4))
+    # the tiny profile's clips: 4 states held 5 frames at 4 fps (5 s), sampled to 8 frames at 1.6 fps: 1.25 s per
+    # temporal patch, so temporal ids (t · 1.25 · 2 = 0, 2, 5, 7) depend on exact, not whole, seconds
+    generate(root, SynthConfig(seed=0, train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=4,
+                               spec=SynthSpec(hold=5)))
     return root
 
 

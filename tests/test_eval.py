@@ -83,7 +83,7 @@ def test_backend_output_depends_on_the_frames(backend, synth_data):
 
     texts = [chat_text(backend.processor, r.messages, add_generation_prompt=True) for r in inputs]
     batch = processor_inputs(backend.processor, texts, [r.medium for r in inputs])
-    assert batch["second_per_grid_ts"].tolist() == [1.0, 1.0] and "mm_token_type_ids" in batch
+    assert batch["second_per_grid_ts"].tolist() == [1.25, 1.25] and "mm_token_type_ids" in batch  # 2 frames / 1.6 fps
     with torch.no_grad():
         logits = backend.model(**batch).logits[:, -1]
     assert not torch.allclose(logits[0], logits[1])

@@ -58,7 +58,7 @@ def test_mixed_batch_loss_equals_the_samples_one_by_one(cot_rows, model_and_proc
     batch = collate([data[i] for i in range(len(rows))])
     assert batch["pixel_values_videos"].shape[0] == 2 * 64 and batch["pixel_values"].shape[0] == 2 * 36
     assert batch["video_grid_thw"].tolist() == [[4, 4, 4]] * 2 and batch["image_grid_thw"].tolist() == [[1, 6, 6]] * 2
-    assert batch["second_per_grid_ts"].tolist() == [1.0, 1.0]
+    assert batch["second_per_grid_ts"].tolist() == [1.25, 1.25]  # 2 frames per patch / 1.6 fps: not whole
     assert (batch["mm_token_type_ids"] > 0).sum(1).tolist() == [16, 9, 16, 9]  # each sample's own vision tokens
 
     def summed_loss(b):
