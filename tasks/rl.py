@@ -73,6 +73,15 @@ def window_mean(records: list[dict], key: str, n: int, last: bool) -> float | No
     return round(sum(values) / len(values), 4) if values else None
 
 
+def step_line(record: dict, steps: int) -> str:
+    head = f"rl step {record['step']}/{steps}: "
+    if not record["groups"]:  # every rank skipped every row of the step (logged in skipped.jsonl): no update
+        return head + "no group (every row of the step was skipped)"
+    return (head + f"reward {record['reward']:.3f} accuracy {record['accuracy']:.3f} format {record['format']:.3f} "
+            f"length {record['completion_length']:.1f} kl {record['kl']:.4f} "
+            f"({record['time_rollout_s']:.2f}+{record['time_scoring_s']:.2f}+{record['time_update_s']:.2f} s)")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m tasks.rl", description="T-GRPO from the SFT model")
     ap.add_argument("--run", help="write everything under runs/RUN/ (one run of an experiment)")
@@ -145,9 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             if record.get(key) is not None:
                 writer.add_scalar(f"rl/{key}", record[key], record["step"])
         if record["step"] % max(1, cfg.steps // 20) == 0 or record["step"] == cfg.steps:
-            print(f"rl step {record['step']}/{cfg.steps}: reward {record['reward']:.3f} accuracy {record['accuracy']:.3f} "
-                  f"format {record['format']:.3f} length {record['completion_length']:.1f} kl {record['kl']:.4f} "
-                  f"({record['time_rollout_s']:.2f}+{record['time_scoring_s']:.2f}+{record['time_update_s']:.2f} s)", flush=True)
+            print(step_line(record, cfg.steps), flush=True)
 
     records = trainer.train(on_step=on_step)
     writer.close()

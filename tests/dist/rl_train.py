@@ -10,7 +10,6 @@ step records for tests/test_distributed.py.
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import torch
 
 import videor1  # noqa: F401
-from videor1.distributed import full_state_dict, init_world, shard_model
+from videor1.distributed import full_state_dict, init_world, load_sharded_models
 from videor1.generation import TransformersBackend
 from videor1.media import MediaRules
 from videor1.models import load_model, load_processor
@@ -31,18 +30,17 @@ def main(model_dir: str, synth: str, checkpoints: str, out: str, backend: str = 
     torch.set_num_threads(1)
     world = init_world()
     processor = load_processor(model_dir)
-    model = load_model(model_dir)
+    model, ref = load_sharded_models(model_dir, world, (torch.float32, torch.float32))  # as tasks.rl loads them
+    ref.requires_grad_(False)
     rows = [{**r, "media_root": synth} for r in json.loads((Path(synth) / "train.json").read_text())]
-    sampler = model if not world.distributed else copy.deepcopy(model).requires_grad_(False)
-    ref = copy.deepcopy(model).requires_grad_(False)
-    model, ref = shard_model(model, world), shard_model(ref, world)
     cfg = RLConfig(steps=4, prompts_per_step=2, num_generations=4, max_completion_length=12, len_min=4, len_max=12,
                    learning_rate=1e-3, save_steps=1, seed=0)
     if backend == "vllm":
         from videor1.generation.vllm_engine import VLLMBackend
 
-        engine = VLLMBackend(model_dir, max_model_len=2048, dtype="float32", max_num_seqs=16)
-    else:
+        engine = VLLMBackend(model_dir, max_model_len=2048, dtype="float32", max_num_seqs=16, colocated=True)
+    else:  # alone the policy samples; sharded, a full copy per rank
+        sampler = model if not world.distributed else load_model(model_dir).requires_grad_(False)
         engine = TransformersBackend(sampler, processor, batch_size=12)
     trainer = RLTrainer(model, ref, processor, engine, rows, RULES, cfg, checkpoints, log=lambda _: None, world=world)
     records = trainer.train()
