@@ -33,6 +33,7 @@ def test_an_rl_update_on_two_nodes_equals_one_process(rl_updates, compute_dtype,
     one, two = rl_updates[0][f"{compute_dtype}/even"], rl_updates[1][f"{compute_dtype}/{split}"]
     assert rl_updates[0]["world"] == 1 and rl_updates[1]["world"] == 2
     assert two["groups"] == {"even": 2, "uneven": 3, "one_rank": 4}[split]  # rank 0's share
+    assert two["gathered_after_update"] == {"policy": 0, "reference": 0}  # every unit resharded, the reference's root too
     tol = dict(rel=1e-5, abs=1e-7) if compute_dtype == "float32" else dict(rel=2e-2, abs=1e-4)
     for key in ("loss", "kl", "grad_norm"):
         assert two[key] == pytest.approx(one[key], **tol), key

@@ -62,7 +62,7 @@ def test_the_streamed_sync_holds_a_bucket_and_vllm_samples_the_trained_policy(no
 
 @pytest.fixture(scope="module")
 def medium_model_dir(tiny_model_dir, tmp_path_factory):
-    """A 62M-parameter Qwen2.5-VL (16 layers of 512), saved in bf16 as the published checkpoints are: big enough
+    """A 64M-parameter Qwen2.5-VL (16 layers of 512), saved in bf16 as the published checkpoints are: big enough
     that a model copy stands out of the process's own resident memory."""
     from videor1.models import TinyModelConfig, build_tiny_model, load_processor, save_model_dir
 

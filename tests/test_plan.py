@@ -86,34 +86,6 @@ def test_the_7b_root_unit_is_every_parameter_outside_the_layers_and_blocks(seven
     assert not any("root unit" in term for term in alone.terms)
 
 
-def test_an_fsdp2_root_unit_stays_gathered_after_a_no_grad_forward(tmp_path):
-    """Why the plan counts the reference's root unit in every phase: FSDP2 does not reshard a root after its forward
-    (its backward does), and the reference never runs one. One gloo process, a tiny embedding + layer + head."""
-    import torch.distributed as dist
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-    from torch.distributed.tensor import DTensor
-
-    if dist.is_initialized():
-        pytest.skip("a process group is already up in this process")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    try:
-        mesh, mp = init_device_mesh("cpu", (1,)), MixedPrecisionPolicy(param_dtype=torch.bfloat16)
-        sharded = lambda m: isinstance(m.weight, DTensor)  # noqa: E731  gathered: a plain bf16 parameter instead
-        for grad in (False, True):
-            model = torch.nn.Sequential(torch.nn.Embedding(32, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 32))
-            fully_shard(model[1], mesh=mesh, mp_policy=mp)
-            fully_shard(model, mesh=mesh, mp_policy=mp)
-            with torch.set_grad_enabled(grad):
-                out = model(torch.tensor([[1, 2, 3]]))
-            assert not sharded(model[0]) and not sharded(model[2]) and sharded(model[1])  # the root: still gathered
-            if grad:
-                out.float().sum().backward()
-                assert sharded(model[0]) and sharded(model[2])  # the backward reshards it
-    finally:
-        dist.destroy_process_group()
-
-
 def test_the_start_up_peak_per_gpu_is_shards_and_one_tensor_never_a_replica(seven_b):
     """Meta-device build, FSDP2 sharding, rank 0 broadcasting one full tensor at a time: per GPU the fp32 policy
     shard, the bf16 reference shard and the largest tensor in the checkpoint's bf16; one host copy, on rank 0."""

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from torch.distributed.tensor import DTensor
 
 import videor1  # noqa: F401
 from videor1.distributed import full_state_dict, init_world, load_sharded_models
@@ -66,8 +67,11 @@ def update(model_dir: str, synth: str, world, compute_dtype: str, split: str) ->
         rows = [g.row for g in groups]  # a rank with no group runs the placeholder made from the first readable one
         trainer = RLTrainer(model, ref, processor, None, rows, RULES, cfg, tmp, log=lambda _: None, world=world)
         result = trainer.update([groups[i] for i in mine], [advantages[i] for i in mine])
+    # FSDP2 leaves a root unit gathered after a forward (its backward reshards it): the trainer reshards the
+    # reference, which has none
+    gathered = {name: sum(not isinstance(p, DTensor) for p in m.parameters()) for name, m in (("policy", model), ("reference", ref))}
     weights = {k: v.detach().float().cpu().clone() for k, v in full_state_dict(model, world).items()}
-    return {**result, "weights": weights, "groups": len(mine)}
+    return {**result, "weights": weights, "groups": len(mine), "gathered_after_update": gathered}
 
 
 def positions_of_a_long_clip(model_dir: str, clip: str, world) -> dict:

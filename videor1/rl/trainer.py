@@ -24,8 +24,7 @@ import torch
 from transformers import get_scheduler
 
 from ..distributed import (World, all_max, all_sum, barrier, check_device, full_tensors, gather_objects, load_sharded,
-                           reshard,
-                           save_sharded)
+                           reshard, save_sharded)
 from ..generation import Completion, SamplingConfig, too_long
 from ..io import write_text
 from ..media import MediaError, MediaRules, load_medium
