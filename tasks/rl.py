@@ -82,6 +82,22 @@ def step_line(record: dict, steps: int) -> str:
             f"({record['time_rollout_s']:.2f}+{record['time_scoring_s']:.2f}+{record['time_update_s']:.2f} s)")
 
 
+def node_knob_error(p: dict) -> str | None:
+    """What is wrong with the rollout engine's node knobs, before any process starts or any weight loads."""
+    sleep, length, bucket = p.get("vllm_sleep", False), p.get("max_model_len"), p["train"].get("sync_bucket_mb", 1024)
+    if not isinstance(sleep, bool):
+        return f"vllm_sleep must be true or false, got {sleep!r}"
+    if length is not None and (not isinstance(length, int) or isinstance(length, bool) or length < 1):
+        return f"max_model_len must be a positive number of tokens or null, got {length!r}"
+    if not isinstance(bucket, int) or isinstance(bucket, bool) or bucket < 0:
+        return f"train.sync_bucket_mb must be a whole number of MiB >= 0, got {bucket!r}"
+    if sleep and p.get("rollout_backend", "transformers") != "vllm":
+        return "vllm_sleep: true needs rollout_backend: vllm"
+    if sleep and not torch.cuda.is_available():
+        return "vllm_sleep: true needs vLLM's CUDA build on a GPU (the CPU build has no sleep mode)"
+    return None
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m tasks.rl", description="T-GRPO from the SFT model")
     ap.add_argument("--run", help="write everything under runs/RUN/ (one run of an experiment)")
@@ -96,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         p = with_overrides(stage_params("rl"), args.set)
     except (KeyError, ValueError) as err:
         sys.exit(f"rl: {err}")
+    if error := node_knob_error(p):
+        sys.exit(f"rl: {error}")
     out = Outputs.of_run(args.run) if args.run else PIPELINE
     nproc = int(p.get("nproc", 1))
     relaunch(nproc, "tasks.rl")
