@@ -12,9 +12,16 @@ Per stage: one warm-up step (AdamW allocates its moments), then ``--steps`` time
 (CUDA: ``max_memory_allocated``; CPU: every live tensor, ``videor1.plan.PeakTensorMemory``), FLOPs executed
 (``torch.utils.flop_counter``, recomputation included) and model FLOPs (3 × the policy's forward + the
 reference's forward, counted the same way), TFLOP/s, and MFU against ``--peak-tflops`` (H200 bf16 dense: ~790
-as the issue states it). Results: ``bench/results/gpu_step.{json,md}``.
+as the issue states it). Results: ``--out`` + ``.json`` / ``.md``: by default ``$OUT/gpu_step`` where ``$OUT``
+is set (the device machine's folder that comes back), else ``bench/results/gpu_step``.
 
-    python bench/gpu_step.py                  # on the GPU (~3 minutes with model init)
+Made to run on the lent GPU's image as it is (``bench/device/run.sh``; bench/README.md): it imports only torch,
+transformers, tokenizers and numpy besides the leaf modules of videor1 it needs (no git, no network; no av, jiwer,
+nltk, rouge-score or vllm), puts the repository root on ``sys.path`` itself, writes the plan before it builds
+anything and the record again after every stage, so a stage that fails (out of memory, say) leaves the other's
+figures and its own error in the outputs (and the exit status is 1).
+
+    bash bench/device/run.sh                   # on the GPU (~3 minutes with model init); outputs in $OUT
     python bench/gpu_step.py --tiny --out /tmp/gpu_step   # the same code on this CPU at toy size (a smoke test)
 """
 
@@ -22,34 +29,46 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
+import hashlib
 import json
+import os
+import platform
+import sys
 import time
+import traceback
 from pathlib import Path
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # ``python bench/gpu_step.py`` puts bench/ on the path, not the root
+    sys.path.insert(0, str(REPO))
 
-import videor1  # noqa: F401  (the torchvision fix)
-from videor1.models.rope import use_reference_positions
-from videor1.plan import CONFIGS, ModelShape, PeakTensorMemory, RunShape, plan_memory
-from videor1.rl.algorithm import policy_loss
-from videor1.rl.policy import completion_logprobs, separate_logprobs, completion_batch
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration  # noqa: E402
 
-from _env import REPO, code_version, machine_info
+import videor1  # noqa: E402,F401  (the torchvision fix; harmless where torchvision is absent)
+from videor1.models.rope import use_reference_positions  # noqa: E402
+from videor1.plan import CONFIGS, ModelShape, PeakTensorMemory, RunShape, plan_memory  # noqa: E402
+from videor1.rl.algorithm import policy_loss  # noqa: E402
+from videor1.rl.policy import completion_batch, completion_logprobs, separate_logprobs  # noqa: E402
+
+# The code measured, without git (the device machine's copy of the tree has no .git): a digest of these files
+CODE_FILES = ("videor1/**/*.py", "videor1/configs/*.json", "bench/gpu_step.py", "bench/device/*")
+ATTENTION = ("sdpa", "eager", "flash_attention_2")
 
 TINY_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},
                  # a small vocabulary (the vision tokens moved into it): at 152k, bf16 on a CPU spends minutes on the head
                  vocab_size=4096, vision_start_token_id=4092, vision_end_token_id=4093, image_token_id=4094,
-                 video_token_id=4095)
+                 video_token_id=4095, bos_token_id=4090, eos_token_id=4091)
 TINY_VISION = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
                    fullatt_block_indexes=[1])
 
 
-def build_model(config: Qwen2_5_VLConfig, device: torch.device) -> Qwen2_5_VLForConditionalGeneration:
+def build_model(config: Qwen2_5_VLConfig, device: torch.device, attn: str = "sdpa") -> Qwen2_5_VLForConditionalGeneration:
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16, attn_implementation=attn)
     use_reference_positions(model)
     return model
 
@@ -58,7 +77,9 @@ def video_prompt(config: Qwen2_5_VLConfig, frames: int, pixels: int, text_tokens
     """One prompt as the processor makes it: text, <|vision_start|>, the video's tokens, <|vision_end|>, text."""
     g = torch.Generator().manual_seed(seed)
     per_frame = pixels // (14 * 14)
-    h = 2 * int((per_frame // 4) ** 0.5)  # a grid of h × w patches, both even (the 2 × 2 merge)
+    # a grid of h × w patches, both even (the 2 × 2 merge), as square as the pixels allow: 128·28·28 is 16 × 32
+    exact = [h for h in range(2, int(per_frame ** 0.5) + 1, 2) if per_frame % h == 0 and per_frame // h % 2 == 0]
+    h = exact[-1] if exact else 2 * int((per_frame // 4) ** 0.5)
     w = per_frame // h - per_frame // h % 2
     grid = torch.tensor([[frames // 2, h, w]])
     video_tokens = int(grid.prod()) // 4
@@ -94,8 +115,10 @@ def synchronize(device: torch.device) -> None:
 
 def measure(step, forward_flops: int, device: torch.device, held, steps: int) -> dict:
     """Warm-up, timed steps with the peak, then one step under the FLOP counter."""
+    start = time.perf_counter()
     step()
     synchronize(device)
+    warmup = time.perf_counter() - start
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         tracker = None
@@ -103,18 +126,22 @@ def measure(step, forward_flops: int, device: torch.device, held, steps: int) ->
         tracker = PeakTensorMemory(held())
         tracker.__enter__()
     times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    if tracker is not None:
-        tracker.__exit__(None, None, None)
+    try:
+        for _ in range(steps):
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+    finally:  # a failed step must not leave the dispatch mode on
+        if tracker is not None:
+            tracker.__exit__(None, None, None)
     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else tracker.peak
     with FlopCounterMode(display=False) as counter:
         step()
     seconds = min(times)
-    return {"seconds": seconds, "seconds_all": times, "peak_gib": peak / 2**30,
+    reserved = torch.cuda.max_memory_reserved() / 2**30 if device.type == "cuda" else None
+    return {"seconds": seconds, "seconds_all": times, "warmup_seconds": warmup, "peak_gib": peak / 2**30,
+            "peak_reserved_gib": reserved,
             "executed_tflop": counter.get_total_flops() / 1e12, "model_tflop": forward_flops / 1e12,
             "executed_tflops_per_s": counter.get_total_flops() / seconds / 1e12,
             "model_tflops_per_s": forward_flops / seconds / 1e12}
@@ -126,7 +153,82 @@ def forward_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def main() -> None:
+def code_version() -> dict:
+    """A digest of the code measured (``CODE_FILES``: path and bytes, sorted; ``--code-version`` prints it, so a
+    session can tell its tree from the record) and the commit where a ``.git`` directory is there to read (no git
+    binary is run)."""
+    digest = hashlib.sha256()
+    files = sorted({p for pattern in CODE_FILES for p in REPO.glob(pattern) if p.is_file() and "__pycache__" not in p.parts})
+    for path in files:
+        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return {"sha256": digest.hexdigest(), "files": len(files), "commit": read_commit(REPO / ".git")}
+
+
+def read_commit(git: Path) -> str | None:
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:]
+        if (git / ref).is_file():
+            return (git / ref).read_text().strip()
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except OSError:  # no .git (the device machine), or a worktree's .git file
+        pass
+    return None
+
+
+def machine_info(device: torch.device) -> dict:
+    import numpy
+    import transformers
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "transformers": transformers.__version__, "numpy": numpy.__version__,
+            "cuda": torch.version.cuda}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, gpu_memory_gib=props.total_memory / 2**30, capability=f"{props.major}.{props.minor}",
+                    cudnn=torch.backends.cudnn.version())
+    return info
+
+
+def write_outputs(out: Path, record: dict) -> None:
+    """The JSON record and the Markdown summary, written again after every stage."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    out.with_suffix(".md").write_text(markdown(record))
+
+
+def markdown(record: dict) -> str:
+    s, m = record["shapes"], record["machine"]
+    lines = [f"# One RL and one SFT step, Qwen2.5-VL architecture ({record['params'] / 1e9:.2f}B), {record['device']}", "",
+             f"Prompt {s['prompt_tokens']} tokens ({s['vision_patches']} vision patches: {s['frames']} frames at "
+             f"{s['pixels']} pixels), G = {s['generations']}, completions up to {s['completion']} tokens; bf16 weights, "
+             f"gradients and AdamW; gradient checkpointing on; attention `{record['attn_implementation']}`; "
+             f"{record['steps']} timed steps after a warm-up (seconds: the fastest); MFU against "
+             f"{record['peak_tflops']:g} TFLOP/s.", "",
+             f"torch {m['torch']} (CUDA {m['cuda']}), transformers {m['transformers']}, Python {m['python']}; code "
+             f"sha256 `{record['code']['sha256'][:16]}`, commit `{record['code']['commit'] or 'unknown'}`.", "",
+             "| stage | status | seconds | peak GiB | plan GiB | plan/measured | model TFLOP | TFLOP/s | MFU | HFU |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for stage, r in record["results"].items():
+        if r["status"] == "ok":
+            lines.append(f"| {stage} | ok | {r['seconds']:.2f} | {r['peak_gib']:.2f} | {r['plan_gib']:.2f} | "
+                         f"{r['plan_over_measured']:.2f} | {r['model_tflop']:.4g} | {r['model_tflops_per_s']:.4g} | "
+                         f"{r['mfu']:.1%} | {r['hfu']:.1%} |")
+        else:
+            lines.append(f"| {stage} | {r['status']} | | | {r['plan_gib']:.2f} | | | | | |")
+    for stage, r in record["results"].items():
+        if r.get("error"):
+            lines += ["", f"{stage} failed: `{r['error'][:500]}`"]
+    for stage, r in record["results"].items():
+        lines += ["", f"Plan, {stage} (GiB): " + ", ".join(f"{k} {v:.2f}" for k, v in r["plan_terms_gib"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(CONFIGS / "qwen2_5_vl_7b.json"))
     ap.add_argument("--tiny", action="store_true", help="toy widths and shapes, on the CPU: a smoke test of this script")
@@ -136,9 +238,21 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--completion", type=int, default=768)
     ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--stages", default="rl,sft", help="comma-separated, run in this order: rl, sft")
+    ap.add_argument("--attn", default="sdpa", choices=ATTENTION, help="the model's attn_implementation")
     ap.add_argument("--peak-tflops", type=float, default=790.0)
-    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "gpu_step"))
-    args = ap.parse_args()
+    default_out = Path(os.environ["OUT"]) / "gpu_step" if os.environ.get("OUT") else REPO / "bench" / "results" / "gpu_step"
+    ap.add_argument("--out", default=str(default_out),
+                    help="path stem of the .json and .md (default: $OUT/gpu_step where $OUT is set, else bench/results/gpu_step)")
+    ap.add_argument("--code-version", action="store_true", help="print the code digest and commit, and exit")
+    ap.add_argument("--plan-only", action="store_true", help="write the plan (the record before any step) and exit")
+    args = ap.parse_args(argv)
+    if args.code_version:
+        print(json.dumps(code_version()))
+        return 0
+    stages = [s for s in args.stages.split(",") if s]
+    if not stages or not set(stages) <= {"rl", "sft"}:
+        ap.error(f"--stages takes rl and/or sft, got {args.stages!r}")
 
     raw = json.loads(Path(args.config).read_text())
     if args.tiny:
@@ -147,14 +261,45 @@ def main() -> None:
         args.frames, args.pixels, args.prompt_text, args.generations, args.completion = 4, 4 * 56 * 56, 32, 4, 32
     config = Qwen2_5_VLConfig(**raw)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
+    out = Path(args.out)
     torch.manual_seed(0)
 
-    policy = build_model(config, device)
+    # The plan first, from the shapes alone (the model on the meta device), written before anything is built
+    shape = ModelShape.from_config(config)
+    prompt = video_prompt(config, args.frames, args.pixels, args.prompt_text, device, seed=0)
+    prompt_tokens, patches = prompt["input_ids"].shape[1], prompt["pixel_values_videos"].shape[0]
+    runs = {"rl": RunShape("rl", prompt_tokens=prompt_tokens, completion_tokens=args.completion,
+                           completions=args.generations, vision_patches=patches, sharding="none", master_bytes=2),
+            "sft": RunShape("sft", prompt_tokens=prompt_tokens + args.completion, vision_patches=patches,
+                            sharding="none", master_bytes=2)}
+    gpu_gb = torch.cuda.get_device_properties(device).total_memory / 2**30 if device.type == "cuda" else 0.0
+    results = {}
+    for stage in stages:
+        plan = plan_memory(shape, runs[stage], 1, gpu_gb, context_bytes=0)
+        terms = dict(plan.terms)
+        if stage == "sft":  # an SFT run holds no reference; this process keeps the RL stage's during SFT too
+            terms["reference model (bf16), held beside"] = plan.terms["weights (bf16)"]
+        planned = plan.total_gb + (plan.terms["weights (bf16)"] if stage == "sft" else 0.0)
+        results[stage] = {"status": "pending", "plan_gib": planned, "plan_terms_gib": terms}
+    record = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "params": shape.params,
+              "shapes": {"frames": args.frames, "pixels": args.pixels, "prompt_tokens": prompt_tokens,
+                         "vision_patches": patches, "generations": args.generations, "completion": args.completion},
+              "steps": args.steps, "attn_implementation": args.attn, "peak_tflops": args.peak_tflops, "tiny": args.tiny,
+              "results": results, "code": code_version(), "machine": machine_info(device), "argv": sys.argv[1:]}
+    write_outputs(out, record)
+    print(f"plan written to {out.with_suffix('.json')}: "
+          + ", ".join(f"{k} {r['plan_gib']:.1f} GiB" for k, r in results.items()), flush=True)
+    if args.plan_only:
+        return 0
+
+    started = time.perf_counter()
+    policy = build_model(config, device, args.attn)
     reference = copy.deepcopy(policy).requires_grad_(False).eval()
     policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     policy.train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)
-    prompt = video_prompt(config, args.frames, args.pixels, args.prompt_text, device, seed=0)
+    synchronize(device)
+    record["build_seconds"] = time.perf_counter() - started
     rollouts = completions(args.generations, args.completion, seed=0, vocab_size=config.text_config.vocab_size)
     pad = config.text_config.pad_token_id or 0
     advantages = torch.linspace(-1.0, 1.0, args.generations, device=device)
@@ -181,55 +326,45 @@ def main() -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    ids, mask = completion_batch(rollouts, pad, device)
-    policy_forward = forward_flops(lambda: separate_logprobs(policy, prompt, ids, mask))
-    reference_forward = forward_flops(lambda: completion_logprobs(reference, prompt, rollouts, pad))
-    sft_forward = forward_flops(lambda: policy(**sft_inputs, use_cache=False))
+    def rl_model_flops() -> int:  # 3 × the policy's forward (forward + backward) + the reference's forward
+        ids, mask = completion_batch(rollouts, pad, device)
+        return (3 * forward_flops(lambda: separate_logprobs(policy, prompt, ids, mask))
+                + forward_flops(lambda: completion_logprobs(reference, prompt, rollouts, pad)))
+
+    def sft_model_flops() -> int:
+        return 3 * forward_flops(lambda: policy(**sft_inputs, use_cache=False))
 
     def held():
         state = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
         return [*policy.parameters(), *policy.buffers(), *reference.parameters(), *reference.buffers(), *state]
 
-    results = {"rl": measure(rl_step, 3 * policy_forward + reference_forward, device, held, args.steps),
-               "sft": measure(sft_step, 3 * sft_forward, device, held, args.steps)}
-
-    shape = ModelShape.from_config(config)
-    prompt_tokens, patches = prompt["input_ids"].shape[1], prompt["pixel_values_videos"].shape[0]
-    runs = {"rl": RunShape("rl", prompt_tokens=prompt_tokens, completion_tokens=args.completion,
-                           completions=args.generations, vision_patches=patches, sharding="none", master_bytes=2),
-            "sft": RunShape("sft", prompt_tokens=prompt_tokens + args.completion, vision_patches=patches,
-                            sharding="none", master_bytes=2)}
-    gpu_gb = torch.cuda.get_device_properties(0).total_memory / 2**30 if device.type == "cuda" else 0.0
-    for stage, run in runs.items():
-        plan = plan_memory(shape, run, 1, gpu_gb, context_bytes=0)
-        planned = plan.total_gb + (plan.terms["weights (bf16)"] if stage == "sft" else 0.0)  # SFT holds the reference too
+    steps = {"rl": (rl_step, rl_model_flops), "sft": (sft_step, sft_model_flops)}
+    failed = False
+    for stage in stages:
+        step, model_flops = steps[stage]
         r = results[stage]
-        r["plan_gib"] = planned
-        r["plan_terms_gib"] = plan.terms
-        r["plan_over_measured"] = planned / r["peak_gib"]
-        r["mfu"] = r["model_tflops_per_s"] / args.peak_tflops
-        r["hfu"] = r["executed_tflops_per_s"] / args.peak_tflops
-
-    record = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "params": shape.params,
-              "shapes": {"frames": args.frames, "pixels": args.pixels, "prompt_tokens": prompt_tokens,
-                         "vision_patches": patches, "generations": args.generations, "completion": args.completion},
-              "peak_tflops": args.peak_tflops, "results": results, "code": code_version(),
-              "machine": machine_info(transformers=__import__("transformers").__version__)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
-    lines = [f"# One RL and one SFT step, Qwen2.5-VL architecture ({shape.params / 1e9:.2f}B), {record['device']}", "",
-             f"Prompt {prompt_tokens} tokens ({patches} vision patches), G = {args.generations}, completions up to "
-             f"{args.completion} tokens; bf16 weights, gradients and AdamW; gradient checkpointing on.", "",
-             "| stage | seconds | peak GiB | plan GiB | plan/measured | model TFLOP | TFLOP/s | MFU | HFU |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for stage, r in results.items():
-        lines.append(f"| {stage} | {r['seconds']:.2f} | {r['peak_gib']:.2f} | {r['plan_gib']:.2f} | "
-                     f"{r['plan_over_measured']:.2f} | {r['model_tflop']:.1f} | {r['model_tflops_per_s']:.1f} | "
-                     f"{r['mfu']:.1%} | {r['hfu']:.1%} |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        r["status"] = "running"
+        write_outputs(out, record)
+        print(f"{stage}: running", flush=True)
+        try:
+            r.update(measure(step, model_flops(), device, held, args.steps))
+            r.update(status="ok", plan_over_measured=r["plan_gib"] / r["peak_gib"],
+                     mfu=r["model_tflops_per_s"] / args.peak_tflops, hfu=r["executed_tflops_per_s"] / args.peak_tflops)
+        except Exception as e:  # out of memory above all: record it, free what the step held, go on to the next
+            failed = True
+            r.update(status="failed", error=f"{type(e).__name__}: {str(e)[:2000]}", traceback=traceback.format_exc()[-8000:])
+            if device.type == "cuda":
+                r["peak_gib_at_failure"] = torch.cuda.max_memory_allocated(device) / 2**30
+            print(f"{stage}: FAILED {r['error'][:500]}", flush=True)
+            del e
+            optimizer.zero_grad(set_to_none=True)
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        write_outputs(out, record)
+    print(markdown(record), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

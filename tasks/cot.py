@@ -52,7 +52,8 @@ def make_teacher(p: dict) -> Teacher:
     model_dir = check_model_dir(p["model"])
     backend = make_backend(kind, str(model_dir), batch_size=p["batch_size"], device=p.get("device", "cpu"),
                            dtype=p.get("dtype", "float32"), tensor_parallel_size=tensor_parallel_size(p.get("tensor_parallel_size")),
-                           max_model_len=p["max_model_len"], seed=p.get("seed", 0))
+                           max_model_len=p["max_model_len"], seed=p.get("seed", 0),
+                           attn_implementation=p.get("attn_implementation", "sdpa"))
     sampling = SamplingConfig(temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"], seed=p.get("seed", 0))
     return ModelTeacher(backend, load_processor(model_dir), sampling=sampling, rules=MediaRules(**p["media"]),
                         max_prompt_tokens=p["max_model_len"] - p["max_new_tokens"], model_signature=model_signature(model_dir),

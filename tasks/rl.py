@@ -27,7 +27,7 @@ from videor1.distributed import barrier, copy_full_weights, init_world, load_sha
 from videor1.generation import TransformersBackend, make_backend
 from videor1.io import atomic_path, write_json, write_text
 from videor1.media import MediaRules
-from videor1.models import load_model, load_processor, model_signature
+from videor1.models import check_attention, load_model, load_processor, model_signature
 from videor1.rl import RLConfig, RLTrainer
 from videor1.store import fingerprint
 
@@ -95,6 +95,10 @@ def node_knob_error(p: dict) -> str | None:
         return "vllm_sleep: true needs rollout_backend: vllm"
     if sleep and not torch.cuda.is_available():
         return "vllm_sleep: true needs vLLM's CUDA build on a GPU (the CPU build has no sleep mode)"
+    try:
+        check_attention(p.get("attn_implementation", "sdpa"))
+    except ValueError as err:
+        return str(err)
     return None
 
 
@@ -130,11 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     if backend_kind not in ("transformers", "vllm"):
         sys.exit(f"rl: rollout_backend must be transformers or vllm, got {backend_kind!r}")
     compute = getattr(torch, cfg.compute_dtype)
+    attention = p.get("attn_implementation", "sdpa")
     try:
         processor = load_processor(policy_dir)
         # sharded as they load (no full copy on any GPU): the fp32 master weights, and the frozen reference in the
         # compute dtype (it only ever runs forwards)
-        model, ref_model = load_sharded_models(policy_dir, world, (torch.float32, compute), cfg.compute_dtype)
+        model, ref_model = load_sharded_models(policy_dir, world, (torch.float32, compute), cfg.compute_dtype, attention)
     except FileNotFoundError as err:
         sys.exit(f"rl: {err}")
     ref_model.requires_grad_(False)
@@ -152,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as err:
             sys.exit(f"rl: {err}")
     elif world.distributed:  # each rank samples from a full copy in the compute dtype, synced after every update
-        sampler = load_model(policy_dir, dtype=compute, device=str(world.device)).requires_grad_(False)
+        sampler = load_model(policy_dir, dtype=compute, device=str(world.device), attn_implementation=attention)
+        sampler.requires_grad_(False)
         backend = TransformersBackend(sampler, processor, batch_size=per_rank_sequences)
     else:  # alone, the policy itself samples
         backend = TransformersBackend(model, processor, batch_size=per_rank_sequences)  # one generate call per step

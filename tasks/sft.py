@@ -21,7 +21,7 @@ from videor1.data.schema import COT_FILTERED_SCHEMA
 from videor1.distributed import barrier, init_world, relaunch
 from videor1.io import atomic_path, write_json, write_text
 from videor1.media import MediaRules
-from videor1.models import load_model, load_processor, model_signature
+from videor1.models import check_attention, load_model, load_processor, model_signature
 from videor1.sft import SftCollator, SftConfig, SftDataset, SftTrainer, last_complete_checkpoint, loss_curve, peak_memory_mb
 from videor1.store import fingerprint
 
@@ -67,6 +67,10 @@ def write_plot(curve: list[dict]) -> None:
 
 def main() -> None:
     p = stage_params("sft")
+    try:
+        check_attention(p.get("attn_implementation", "sdpa"))
+    except ValueError as err:
+        sys.exit(f"sft: {err}")
     relaunch(int(p.get("nproc", 1)), "tasks.sft")
     world = init_world()
     set_threads(p.get("threads", 1))
@@ -78,8 +82,9 @@ def main() -> None:
                  "train.bf16: true (bf16 compute), or use DeepSpeed, which keeps fp32 master weights itself")
     try:
         processor = load_processor(base)
-        model = load_model(base, dtype=getattr(torch, p.get("model_dtype", "float32")))
-    except FileNotFoundError as err:
+        model = load_model(base, dtype=getattr(torch, p.get("model_dtype", "float32")),
+                           attn_implementation=p.get("attn_implementation", "sdpa"))
+    except (FileNotFoundError, ValueError) as err:
         sys.exit(f"sft: {err}")
     cfg = SftConfig(output_dir=str(CHECKPOINTS), **p["train"])
     run_id = fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["process"], r["solution"], r["path"]) for r in rows],

@@ -47,6 +47,17 @@ def test_an_rl_update_on_two_nodes_equals_one_process(rl_updates, compute_dtype,
 
 
 @pytest.mark.slow
+def test_a_checkpointed_rl_update_on_two_nodes_equals_one_process(rl_updates):
+    """Gradient checkpointing (the paper profile): whole sequences, one vision-tower call per group and the
+    chunked log-prob head, all inside FSDP2's forward; split 3 + 1 over two nodes, equal to one process."""
+    one, two = rl_updates[0]["float32/checkpointed"], rl_updates[1]["float32/checkpointed"]
+    for key in ("loss", "kl", "grad_norm"):
+        assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-7), key
+    assert one["grad_norm"] == pytest.approx(rl_updates[0]["float32/even"]["grad_norm"], rel=1e-5)  # = no checkpointing
+    assert max(float((two["weights"][k] - w).abs().max()) for k, w in one["weights"].items()) < 1e-5
+
+
+@pytest.mark.slow
 def test_a_sharded_bf16_forward_runs_at_the_positions_of_the_fp32_seconds(rl_updates):
     """A clip at 4.575 s per temporal patch: the M-RoPE ids the FSDP2-sharded bf16 forward computes equal those of
     its fp32 seconds, on two nodes as on one process. The same ids from the seconds in bf16 (what FSDP's default

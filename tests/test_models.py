@@ -90,3 +90,22 @@ def test_check_model_dir_names_what_is_missing(tmp_path):
     (tmp_path / "m" / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="tokenizer_config.json.*safetensors"):
         check_model_dir(tmp_path / "m")
+
+
+def test_attention_is_chosen_in_one_place_and_reaches_both_towers(tiny_model_dir):
+    """``attn_implementation`` (params: one anchor per profile, read by sft, rl, cot and eval): the text and the
+    vision tower both run it, loaded or built on the meta device; eager and sdpa give the same numbers."""
+    import torch
+
+    from videor1.models import check_attention, empty_model, load_model
+
+    models = {name: load_model(tiny_model_dir, attn_implementation=name) for name in ("sdpa", "eager")}
+    for name, model in models.items():
+        assert model.config._attn_implementation == model.config.vision_config._attn_implementation == name
+        assert empty_model(tiny_model_dir, attn_implementation=name).config.vision_config._attn_implementation == name
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        sdpa, eager = (m(input_ids=ids, attention_mask=torch.ones_like(ids)).logits for m in models.values())
+    assert torch.allclose(sdpa, eager, atol=1e-5)
+    with pytest.raises(ValueError, match="must be one of"):
+        check_attention("flash")

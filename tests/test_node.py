@@ -111,6 +111,8 @@ def test_engine_arguments_per_launch_and_refusals_before_any_engine(monkeypatch)
     ({"vllm_sleep": True, "rollout_backend": "vllm"}, "CPU build has no sleep mode"),
     ({"max_model_len": 0}, "max_model_len must be a positive number"),
     ({"train": {"sync_bucket_mb": -1}}, "sync_bucket_mb must be a whole number"),
+    ({"attn_implementation": "flash"}, "attn_implementation must be one of sdpa, eager, flash_attention_2"),
+    ({"attn_implementation": "flash_attention_2"}, "needs the flash-attn package"),
 ])
 def test_node_knobs_are_refused_in_one_line_before_any_work(knobs, message):
     from tasks.rl import node_knob_error

@@ -339,3 +339,78 @@ def test_run_overrides_change_single_knobs_and_refuse_unknown_ones():
         with_overrides(section, ["policy.x=1"])
     with pytest.raises(ValueError, match="key=value"):
         with_overrides(section, ["train.seed"])
+
+
+def repeated_pixels_logprobs(model, prompt, ids, mask):
+    """The checkpointed path as it was: the prompt's pixels repeated for each of the G rows (the vision tower G
+    times) and full-vocabulary logits of every completion position."""
+    from videor1.rl.policy import token_logprobs
+
+    rows, length = ids.shape
+    inputs = {"input_ids": torch.cat([prompt["input_ids"].expand(rows, -1), ids], 1),
+              "attention_mask": torch.cat([prompt["attention_mask"].expand(rows, -1), mask], 1),
+              "mm_token_type_ids": torch.cat([prompt["mm_token_type_ids"].expand(rows, -1), torch.zeros_like(ids)], 1)}
+    for key in ("pixel_values", "pixel_values_videos", "image_grid_thw", "video_grid_thw", "second_per_grid_ts"):
+        if prompt.get(key) is not None:
+            inputs[key] = prompt[key].repeat(rows, *[1] * (prompt[key].dim() - 1))
+    logits = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits[:, :-1]
+    return token_logprobs(logits, ids)
+
+
+@pytest.mark.parametrize("data_type", ["video", "image"])
+def test_the_checkpointed_path_runs_the_vision_tower_once_with_the_gradients_of_g_runs(tiny, rows, synth_data, data_type):
+    """G = 4 whole sequences under gradient checkpointing: one vision-tower call shared by the four rows; the
+    log-probs and every gradient (the tower's included, which trains) equal four calls on repeated pixels."""
+    from videor1.rl.policy import completion_batch, separate_logprobs
+
+    model, processor = tiny
+    row = next(r for r in rows if r["data_type"] == data_type)
+    prompt = prompt_inputs(processor, row, load_medium(synth_data / row["path"], data_type, RULES))
+    ids, mask = completion_batch([[5, 6, 7, 8], [9, 10], [11, 12, 13], [14]], processor.tokenizer.pad_token_id, "cpu")
+
+    def run(logprobs):
+        m = copy.deepcopy(model).train()
+        m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        patches = []  # the tower's input rows, per call (repeated pixels: one call on four copies)
+        m.model.visual.register_forward_pre_hook(lambda module, args: patches.append(args[0].shape[0]))
+        logp = logprobs(m, prompt, ids, mask)
+        (logp * mask * torch.arange(1.0, 5.0).view(-1, 1)).sum().backward()  # rows weighted differently
+        return logp.detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}, patches
+
+    once, once_grads, once_calls = run(separate_logprobs)
+    repeated, repeated_grads, repeated_calls = run(repeated_pixels_logprobs)
+    one = prompt["pixel_values_videos" if data_type == "video" else "pixel_values"].shape[0]
+    assert once_calls == [one] and repeated_calls == [4 * one]
+    assert torch.allclose(once, repeated, atol=1e-6)
+    assert once_grads.keys() == repeated_grads.keys() and any(n.startswith("model.visual.") for n in once_grads)
+    for name, grad in repeated_grads.items():
+        assert torch.allclose(once_grads[name], grad, atol=1e-6, rtol=1e-5), name
+
+
+def test_chunked_logprobs_equal_the_full_logits_and_hold_one_chunk():
+    """Selected-token log-probs a chunk of positions at a time (the chunk recomputed in the backward): values and
+    gradients equal the full ``[tokens × vocab]`` computation; the peak of live tensors is a chunk's, not all."""
+    from videor1.plan import PeakTensorMemory
+    from videor1.rl.policy import chunked_token_logprobs, token_logprobs
+
+    g = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(32, 8192, bias=False)
+    hidden = torch.randn(3, 171, 32, generator=g, requires_grad=True)  # 513 positions: chunks of 32 do not divide it
+    ids = torch.randint(0, 8192, (3, 171), generator=g)
+    weights = torch.rand(3, 171, generator=g)
+
+    def run(chunked: bool):
+        head.zero_grad(set_to_none=True)
+        hidden.grad = None
+        with PeakTensorMemory() as memory:
+            logp = chunked_token_logprobs(hidden, head, ids, 32) if chunked else token_logprobs(head(hidden), ids)
+            (logp * weights).sum().backward()
+        return logp.detach(), hidden.grad.clone(), head.weight.grad.clone(), memory.peak
+
+    full, full_hidden, full_head, full_peak = run(False)
+    chunked, chunked_hidden, chunked_head, chunked_peak = run(True)
+    assert torch.allclose(chunked, full, atol=1e-5)
+    assert torch.allclose(chunked_hidden, full_hidden, atol=1e-6) and torch.allclose(chunked_head, full_head, atol=1e-6)
+    logits_bytes = 3 * 171 * 8192 * 4
+    print(f"peak of live tensors: full {full_peak:,} B, chunked {chunked_peak:,} B ({logits_bytes:,} B of logits)")
+    assert full_peak > 2 * logits_bytes and chunked_peak < logits_bytes / 2  # measured: 68.4 MB and 6.4 MB

@@ -122,7 +122,8 @@ def shard_model(model, world: World, compute_dtype: str = "float32"):
     return model
 
 
-def load_sharded_models(path: str | Path, world: World, dtypes: Sequence[torch.dtype], compute_dtype: str = "float32") -> list:
+def load_sharded_models(path: str | Path, world: World, dtypes: Sequence[torch.dtype], compute_dtype: str = "float32",
+                        attn_implementation: str = "sdpa") -> list:
     """A model directory's model once per dtype (the fp32 policy, the compute-dtype reference), each sharded as it
     loads: every rank builds it on the meta device and shards it, rank 0 reads the checkpoint once (in its own
     dtype), and each tensor is broadcast in turn, every rank keeping its shard in the model's dtype. No rank
@@ -130,13 +131,14 @@ def load_sharded_models(path: str | Path, world: World, dtypes: Sequence[torch.d
     from .models import empty_model, load_model
 
     if not world.distributed:
-        return [load_model(path, dtype=dtype, device=str(world.device)) for dtype in dtypes]
+        return [load_model(path, dtype=dtype, device=str(world.device), attn_implementation=attn_implementation)
+                for dtype in dtypes]
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
     full = load_model(path, dtype="auto").state_dict() if world.is_main else {}
     models = []
     for dtype in dtypes:
-        model = empty_model(path, dtype=dtype)
+        model = empty_model(path, dtype=dtype, attn_implementation=attn_implementation)
         buffers = {name: b.clone() for name, b in model.named_buffers()}  # computed, not in the checkpoint
         shard_model(model, world, compute_dtype)
         model.to_empty(device=world.device)
@@ -260,3 +262,34 @@ def relaunch(nproc: int, module: str) -> None:
 
         os.execvp(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                    f"--nproc_per_node={nproc}", "-m", module, *sys.argv[1:]])
+
+
+def gpu_groups(nproc: int, per_process: int = 1) -> list[str]:
+    """``CUDA_VISIBLE_DEVICES`` for each of ``nproc`` independent processes (no process group) that take
+    ``per_process`` GPUs each, in order, from this node's visible ones (``CUDA_VISIBLE_DEVICES`` if set, ids or
+    UUIDs, else every GPU): process k gets the k-th group, and sees it as cuda:0..per_process-1. ValueError when
+    there are too few."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = ([d.strip() for d in visible.split(",") if d.strip()] if visible is not None
+           else [str(i) for i in range(torch.cuda.device_count())])
+    if nproc * per_process > len(ids):
+        raise ValueError(f"{nproc} processes × {per_process} GPU(s) each need {nproc * per_process} GPUs; "
+                         f"{len(ids)} visible ({visible if visible is not None else 'all of this node'})")
+    return [",".join(ids[k * per_process:(k + 1) * per_process]) for k in range(nproc)]
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Make this process die (SIGKILL) when its parent does (Linux ``PR_SET_PDEATHSIG``; elsewhere a no-op), so a
+    killed launcher leaves no worker behind; exits at once if the parent ``parent_pid`` is already gone."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)

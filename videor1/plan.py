@@ -41,7 +41,7 @@ The terms:
   layer's saved tensors, or with gradient checkpointing each layer's input plus one layer recomputed. RL
   without checkpointing runs ``videor1.rl.policy``'s shared-prompt forward: the prompt once (its key/value
   cache repeated for the G rows) plus G completions; with checkpointing (no cache in training) G whole
-  sequences, the vision tower G times. SFT: the whole sequence;
+  sequences, the vision tower still once (its output shared by the G rows). SFT: the whole sequence;
 - the completion logits: out in the compute dtype, the fp32 copy the log-probs take (none when computing in
   fp32), the softmax logsumexp's backward makes, and the gradient;
 - vLLM's share of the GPU when a colocated engine does the rollouts (``gpu_memory_utilization``), per phase as
@@ -70,6 +70,7 @@ GIB = 1 << 30
 MIB = 1 << 20
 CONFIGS = Path(__file__).parent / "configs"
 CONTEXT_BYTES = 2 * GIB  # CUDA context, NCCL buffers, allocator fragmentation
+CHUNK_TOKENS = 1024  # videor1.rl.policy.CHUNK_TOKENS (not imported: the plan runs without the trainer's dependencies)
 HEADROOM = 0.02  # a plan fits when its largest phase leaves 2 % of the GPU free; the margin: GiB left beyond that
 # vLLM's profile run (a forward over max_num_batched_tokens, the vision encoder on its largest dummy input, the
 # sampler) and its CUDA graphs, inside its gpu_memory_utilization budget: an estimate, not measured here
@@ -296,8 +297,8 @@ def plan_memory(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *,
         t[f"lm_head gradient ({dtype}, unsharded)"] = a * model.lm_head_params  # until the root's reduce-scatter
         if rl:  # gathered during each of its forwards, beside the policy's; resharded right after (RLTrainer.update)
             t[f"reference root unit ({dtype}, during its forward)"] = a * model.root_params
-    # RL with checkpointing runs G whole sequences (``separate_logprobs``), the vision tower once per sequence
-    patches = run.vision_patches * (max(run.completions, 1) if rl and run.gradient_checkpointing else 1)
+    # the vision tower runs once per group on both RL paths (``separate_logprobs`` shares its output by G rows)
+    patches = run.vision_patches
     t["activations, language model"] = _language_model_activations(model, run)
     if rl:
         t["reference forward (transient)"] = _reference_forward(model, run)
@@ -309,9 +310,12 @@ def plan_memory(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *,
         else:
             vision = patches * per_patch_layer * model.vision_layers
         t["activations, vision tower"] = vision
-    logit_rows = run.completions * run.completion_tokens if rl else run.prompt_tokens
+    # RL: the log-prob head computes CHUNK_TOKENS positions' logits at a time and recomputes them in the backward
+    # (videor1.rl.policy.selected_logprobs); SFT's loss takes the whole sequence's logits
+    logit_rows = min(run.completions * run.completion_tokens, CHUNK_TOKENS) if rl else run.prompt_tokens
     fp32_copy = 4 if a < 4 else 0
-    t[f"logits ({dtype} + fp32 copy + softmax + grad)" if fp32_copy else "logits (fp32 + softmax + grad)"] = \
+    name = f"logits, {CHUNK_TOKENS} positions at a time" if rl else "logits"
+    t[f"{name} ({dtype} + fp32 copy + softmax + grad)" if fp32_copy else f"{name} (fp32 + softmax + grad)"] = \
         logit_rows * model.vocab * (a + fp32_copy + 4 + 4)
     vllm_share = {"vLLM (gpu_memory_utilization)": run.vllm_share * gpu_gb * GIB} if run.vllm_share else {}
     if not run.vllm_sleep:

@@ -5,7 +5,8 @@
 Policy and reference load as the RL stage loads them (``load_sharded_models``: FSDP2-sharded as they load when
 N > 1). The four groups are split over the ranks three ways: evenly (r, r + N, ...), unevenly (rank 0 all but
 one) and all on rank 0 (the others have none, as when every row of theirs was skipped); one process takes all
-four each time. Once with fp32 compute, once with bf16 autocast; rank 0 saves each update's loss, KL, grad norm
+four each time. Once with fp32 compute, once with bf16 autocast, once more in fp32 with gradient checkpointing
+(uneven split); rank 0 saves each update's loss, KL, grad norm
 and full updated weights.
 
 CLIP: a video whose sampled frames are 4.575 s per temporal patch. The M-RoPE positions the sharded bf16
@@ -56,13 +57,14 @@ def share(n_groups: int, world, split: str) -> list[int]:
     return list(range(n_groups)) if world.rank == 0 else []  # "one_rank"
 
 
-def update(model_dir: str, synth: str, world, compute_dtype: str, split: str) -> dict:
+def update(model_dir: str, synth: str, world, compute_dtype: str, split: str, checkpointing: bool = False) -> dict:
     processor = load_processor(model_dir)
     model, ref = load_sharded_models(model_dir, world, (torch.float32, getattr(torch, compute_dtype)), compute_dtype)
     ref.requires_grad_(False)
     groups, advantages = fixed_groups(processor, Path(synth))
     mine = share(len(groups), world, split) if world.distributed else list(range(len(groups)))
-    cfg = RLConfig(steps=1, learning_rate=1e-3, max_grad_norm=1e9, compute_dtype=compute_dtype, beta=0.04)
+    cfg = RLConfig(steps=1, learning_rate=1e-3, max_grad_norm=1e9, compute_dtype=compute_dtype, beta=0.04,
+                   gradient_checkpointing=checkpointing)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [g.row for g in groups]  # a rank with no group runs the placeholder made from the first readable one
         trainer = RLTrainer(model, ref, processor, None, rows, RULES, cfg, tmp, log=lambda _: None, world=world)
@@ -104,6 +106,9 @@ def main(model_dir: str, synth: str, clip: str, out: str) -> None:
     results = {f"{dtype}/{split}": update(model_dir, synth, world, dtype, split)
                for dtype in ("float32", "bfloat16") for split in ("even", "uneven", "one_rank")
                if world.distributed or split == "even"}
+    # gradient checkpointing: G whole sequences, the vision tower once per group, inside FSDP2's root forward
+    results["float32/checkpointed"] = update(model_dir, synth, world, "float32", "uneven" if world.distributed else "even",
+                                             checkpointing=True)
     results["positions"] = positions_of_a_long_clip(model_dir, clip, world)
     if world.is_main:
         torch.save({**results, "world": world.size}, out)

@@ -7,14 +7,16 @@ from .inputs import chat_text, media_tokens, processor_inputs, prompt_length, to
 
 def make_backend(kind: str, model_path: str, *, batch_size: int = 8, device: str = "cpu", dtype: str = "float32",
                  tensor_parallel_size: int = 1, max_model_len: int = 8192, gpu_memory_utilization: float = 0.9,
-                 seed: int = 0, colocated: bool = False, sleep_mode: bool = False) -> GenerationBackend:
-    """A backend by name: ``transformers`` or ``vllm``."""
+                 seed: int = 0, colocated: bool = False, sleep_mode: bool = False,
+                 attn_implementation: str = "sdpa") -> GenerationBackend:
+    """A backend by name: ``transformers`` or ``vllm`` (``attn_implementation``: the transformers model's attention;
+    vLLM picks its own attention backend)."""
     if kind == "transformers":
         import torch
 
         from ..models import load_model, load_processor
 
-        model = load_model(model_path, dtype=getattr(torch, dtype), device=device)
+        model = load_model(model_path, dtype=getattr(torch, dtype), device=device, attn_implementation=attn_implementation)
         return TransformersBackend(model, load_processor(model_path), batch_size=batch_size)
     if kind == "vllm":
         from .vllm_engine import VLLMBackend

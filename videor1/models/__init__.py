@@ -1,6 +1,6 @@
 """Models: the offline tiny Qwen2.5-VL kit and local loading."""
 
-from .loading import check_model_dir, empty_model, load_model, load_processor, model_signature, save_model_dir
+from .loading import ATTENTION, check_attention, check_model_dir, empty_model, load_model, load_processor, model_signature, save_model_dir
 from .rope import reference_rope_index, use_reference_positions
 from .tiny import TinyModelConfig, build_processor, build_tiny_model, tiny_config
 from .tokenizer import QWEN25_SPECIAL_TOKENS, VISION_TOKENS, build_tokenizer, chat_template, qwen_tokenizer, train_bpe_tokenizer
@@ -13,6 +13,8 @@ __all__ = [
     "build_tiny_model",
     "build_tokenizer",
     "chat_template",
+    "ATTENTION",
+    "check_attention",
     "check_model_dir",
     "empty_model",
     "load_model",

@@ -30,21 +30,43 @@ def check_model_dir(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32, device: str = "cpu") -> Qwen2_5_VLForConditionalGeneration:
-    """A model directory's model in ``dtype`` ("auto": the checkpoint's own) on ``device``."""
+ATTENTION = ("sdpa", "eager", "flash_attention_2")
+
+
+def check_attention(name: str) -> str:
+    """``name`` if transformers can run it here, else ValueError in one line. sdpa (PyTorch's fused attention) is the
+    default; flash_attention_2 needs the flash-attn package, which only a CUDA machine can build."""
+    if name not in ATTENTION:
+        raise ValueError(f"attn_implementation must be one of {', '.join(ATTENTION)}, got {name!r}")
+    if name == "flash_attention_2":
+        from transformers.utils import is_flash_attn_2_available
+
+        if not is_flash_attn_2_available():
+            raise ValueError("attn_implementation: flash_attention_2 needs the flash-attn package and a CUDA GPU, "
+                             "not available here (pip install flash-attn on the GPU machine, or use sdpa)")
+    return name
+
+
+def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32, device: str = "cpu",
+               attn_implementation: str = "sdpa") -> Qwen2_5_VLForConditionalGeneration:
+    """A model directory's model in ``dtype`` ("auto": the checkpoint's own) on ``device``, with the given attention
+    (text and vision towers alike)."""
     path = check_model_dir(path)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, local_files_only=True)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, local_files_only=True,
+                                                               attn_implementation=check_attention(attn_implementation))
     use_reference_positions(model)
     return model.to(device).eval()
 
 
-def empty_model(path: str | Path, *, dtype: torch.dtype = torch.float32) -> Qwen2_5_VLForConditionalGeneration:
+def empty_model(path: str | Path, *, dtype: torch.dtype = torch.float32,
+                attn_implementation: str = "sdpa") -> Qwen2_5_VLForConditionalGeneration:
     """The model of a directory with its parameters on the meta device (no memory, no weights read) and its
     buffers real: rotary ``inv_freq`` is computed at construction and is not in the checkpoint."""
     from accelerate import init_empty_weights
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(check_model_dir(path), local_files_only=True)
+    config = AutoConfig.from_pretrained(check_model_dir(path), local_files_only=True,
+                                        attn_implementation=check_attention(attn_implementation))
     with init_empty_weights(include_buffers=False):
         model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
     model.tie_weights()  # as from_pretrained does: a tied LM head is the embedding itself
