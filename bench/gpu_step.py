@@ -48,6 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration  # noqa: E402
 
 import videor1  # noqa: E402,F401  (the torchvision fix; harmless where torchvision is absent)
+from videor1.models.loading import ATTENTION, check_attention  # noqa: E402
 from videor1.models.rope import use_reference_positions  # noqa: E402
 from videor1.plan import CONFIGS, ModelShape, PeakTensorMemory, RunShape, plan_memory  # noqa: E402
 from videor1.rl.algorithm import policy_loss  # noqa: E402
@@ -55,7 +56,6 @@ from videor1.rl.policy import completion_batch, completion_logprobs, separate_lo
 
 # The code measured, without git (the device machine's copy of the tree has no .git): a digest of these files
 CODE_FILES = ("videor1/**/*.py", "videor1/configs/*.json", "bench/gpu_step.py", "bench/device/*")
-ATTENTION = ("sdpa", "eager", "flash_attention_2")
 
 TINY_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},
@@ -68,7 +68,8 @@ TINY_VISION = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, 
 
 def build_model(config: Qwen2_5_VLConfig, device: torch.device, attn: str = "sdpa") -> Qwen2_5_VLForConditionalGeneration:
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16, attn_implementation=attn)
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16,
+                                                                attn_implementation=check_attention(attn))
     use_reference_positions(model)
     return model
 
@@ -239,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--completion", type=int, default=768)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--stages", default="rl,sft", help="comma-separated, run in this order: rl, sft")
-    ap.add_argument("--attn", default="sdpa", choices=ATTENTION, help="the model's attn_implementation")
+    ap.add_argument("--attn", default="sdpa", choices=ATTENTION,
+                    help="the model's attn_implementation (videor1.models.loading.check_attention)")
     ap.add_argument("--peak-tflops", type=float, default=790.0)
     default_out = Path(os.environ["OUT"]) / "gpu_step" if os.environ.get("OUT") else REPO / "bench" / "results" / "gpu_step"
     ap.add_argument("--out", default=str(default_out),
@@ -293,8 +295,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     started = time.perf_counter()
-    policy = build_model(config, device, args.attn)
-    reference = copy.deepcopy(policy).requires_grad_(False).eval()
+    try:
+        policy = build_model(config, device, args.attn)
+        reference = copy.deepcopy(policy).requires_grad_(False).eval()
+    except Exception as e:  # an attention implementation the image lacks, say: the record says so
+        for r in results.values():
+            r.update(status="failed", error=f"building the model: {type(e).__name__}: {str(e)[:2000]}",
+                     traceback=traceback.format_exc()[-8000:])
+        write_outputs(out, record)
+        print(markdown(record), flush=True)
+        return 1
     policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     policy.train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)

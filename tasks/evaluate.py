@@ -35,7 +35,7 @@ from videor1.eval.protocol import EvalProtocol, resolve_protocol
 from videor1.generation import make_backend
 from videor1.io import write_json
 from videor1.media import FrameCache, MediaError
-from videor1.models import check_model_dir, model_signature
+from videor1.models import check_attention, check_model_dir, model_signature
 
 from .params import set_threads, stage_params
 
@@ -108,7 +108,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def checked_nproc(p: dict) -> int:
+    """``eval.nproc`` (and the transformers backend's attention), refused in one line before any work."""
     try:
+        if p.get("backend") == "transformers":
+            check_attention(p.get("attn_implementation", "sdpa"))
         return check_nproc(p.get("nproc", 1))
     except ValueError as err:
         sys.exit(f"evaluate: {err}")
@@ -127,7 +130,7 @@ def worker_devices(p: dict, nproc: int) -> list[str] | None:
 def backend_kwargs(p: dict, *, device: str) -> dict:
     return dict(batch_size=p["batch_size"], device=device, dtype=p.get("dtype", "float32"),
                 tensor_parallel_size=p.get("tensor_parallel_size", 1), max_model_len=p.get("max_model_len", 32768),
-                seed=p.get("seed", 0))
+                seed=p.get("seed", 0), attn_implementation=p.get("attn_implementation", "sdpa"))
 
 
 def main(argv: list[str]) -> None:

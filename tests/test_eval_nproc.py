@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 
@@ -73,19 +72,32 @@ def outputs(out) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((out / "eval").iterdir())}
 
 
-@pytest.fixture(scope="module")
-def reference(synth_data, model_dir, tmp_path_factory):
-    """The one-process stage path: an up-front warm, evaluate_rows per (benchmark, frames) in process."""
-    out = tmp_path_factory.mktemp("one")
-    job, stores, cache = setup(synth_data, model_dir, out, nproc=1)
-    backend = make_backend("transformers", str(model_dir), batch_size=BATCH)
+def run_one(job, stores, backend, cache=None) -> int:
+    """The stage's one-process path: parts a killed N-process run left merged in, evaluate_rows per (benchmark,
+    frames) in process, the output rewritten in row order. Returns the rows generated."""
+    generated = 0
     for bench, rows in job.rows.items():
-        warm_frames(cache, rows, synth_data, PROTOCOL, FRAMES, 1)
+        if cache is not None:
+            warm_frames(cache, rows, job.runs[FRAMES[0]].media_root, PROTOCOL, FRAMES, 1)
         for frames in FRAMES:
             store = stores[(bench, frames)]
             store.load(rows)
-            evaluate_rows(rows, backend, job.runs[frames], store.main)
+            generated += evaluate_rows(rows, backend, job.runs[frames], store.main)[1]
             store.merge(rows)
+    return generated
+
+
+@pytest.fixture(scope="module")
+def backend(model_dir):
+    return make_backend("transformers", str(model_dir), batch_size=BATCH)
+
+
+@pytest.fixture(scope="module")
+def reference(synth_data, model_dir, backend, tmp_path_factory):
+    """An uninterrupted one-process run (its up-front warm of the frame cache included)."""
+    out = tmp_path_factory.mktemp("one")
+    job, stores, cache = setup(synth_data, model_dir, out, nproc=1)
+    assert run_one(job, stores, backend, cache) == 24
     files = outputs(out)
     texts = [json.loads(line)["output"] for name, data in files.items() if name.endswith(".jsonl")
              for line in data.splitlines()]
@@ -104,14 +116,15 @@ def test_two_processes_write_what_one_writes(reference, synth_data, model_dir, t
     assert units == [] and again.failures == [] and outputs(tmp_path) == reference
 
 
-def test_a_worker_killed_mid_run_resumes_with_only_the_missing_batches(reference, synth_data, model_dir, tmp_path):
+def test_a_worker_killed_mid_run_resumes_with_only_the_missing_batches(reference, synth_data, model_dir, backend,
+                                                                        tmp_path):
     job, stores, _ = setup(synth_data, model_dir, tmp_path, nproc=2)
     procs, killed = [], []
 
     def kill_second(unit, worker):  # worker 1 dies after its first batch, holding the next one
         if worker == 1 and not killed:
             os.kill(procs[1].pid, signal.SIGKILL)
-            killed.append(time.monotonic())
+            killed.append(unit)
 
     pool, units, merged = run_n(job, stores, 2, on_start=procs.extend, on_done=kill_second)
     assert len(pool.failures) == 1 and "worker 1" in pool.failures[0] and "signal 9" in pool.failures[0]
@@ -120,10 +133,10 @@ def test_a_worker_killed_mid_run_resumes_with_only_the_missing_batches(reference
     for (bench, frames), d in merged.items():  # what is there is a one-process run's rows, in row order
         lines = (tmp_path / "eval" / f"{bench}@{frames}.jsonl").read_bytes().splitlines(keepends=True)
         assert set(lines) <= set(reference[f"{bench}@{frames}.jsonl"].splitlines(keepends=True))
+    assert not list((tmp_path / "eval").glob("*.part-*"))
 
-    generated = []
-    pool, units, _ = run_n(job, stores, 2, on_done=lambda u, _: generated.append(len(u.write)))
-    assert pool.failures == [] and sum(generated) == 24 - have  # only the missing rows
+    # resumed here by the one-process path (the same plan as N processes: any nproc resumes any other's run)
+    assert run_one(job, stores, backend) == 24 - have  # only the missing rows
     assert outputs(tmp_path) == reference
 
 

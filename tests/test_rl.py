@@ -4,6 +4,7 @@ that see each sample's own frames, and a trainer that resumes where it stopped."
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from dataclasses import replace
 
@@ -341,22 +342,6 @@ def test_run_overrides_change_single_knobs_and_refuse_unknown_ones():
         with_overrides(section, ["train.seed"])
 
 
-def repeated_pixels_logprobs(model, prompt, ids, mask):
-    """The checkpointed path as it was: the prompt's pixels repeated for each of the G rows (the vision tower G
-    times) and full-vocabulary logits of every completion position."""
-    from videor1.rl.policy import token_logprobs
-
-    rows, length = ids.shape
-    inputs = {"input_ids": torch.cat([prompt["input_ids"].expand(rows, -1), ids], 1),
-              "attention_mask": torch.cat([prompt["attention_mask"].expand(rows, -1), mask], 1),
-              "mm_token_type_ids": torch.cat([prompt["mm_token_type_ids"].expand(rows, -1), torch.zeros_like(ids)], 1)}
-    for key in ("pixel_values", "pixel_values_videos", "image_grid_thw", "video_grid_thw", "second_per_grid_ts"):
-        if prompt.get(key) is not None:
-            inputs[key] = prompt[key].repeat(rows, *[1] * (prompt[key].dim() - 1))
-    logits = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits[:, :-1]
-    return token_logprobs(logits, ids)
-
-
 @pytest.mark.parametrize("data_type", ["video", "image"])
 def test_the_checkpointed_path_runs_the_vision_tower_once_with_the_gradients_of_g_runs(tiny, rows, synth_data, data_type):
     """G = 4 whole sequences under gradient checkpointing: one vision-tower call shared by the four rows; the
@@ -378,7 +363,8 @@ def test_the_checkpointed_path_runs_the_vision_tower_once_with_the_gradients_of_
         return logp.detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}, patches
 
     once, once_grads, once_calls = run(separate_logprobs)
-    repeated, repeated_grads, repeated_calls = run(repeated_pixels_logprobs)
+    as_it_was = functools.partial(separate_logprobs, chunk_tokens=None, share_vision=False)  # pixels repeated, full logits
+    repeated, repeated_grads, repeated_calls = run(as_it_was)
     one = prompt["pixel_values_videos" if data_type == "video" else "pixel_values"].shape[0]
     assert once_calls == [one] and repeated_calls == [4 * one]
     assert torch.allclose(once, repeated, atol=1e-6)

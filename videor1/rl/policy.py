@@ -115,9 +115,11 @@ def vision_once(model, rows: int):
 
 
 def separate_logprobs(model, prompt: BatchFeature, ids: torch.Tensor, mask: torch.Tensor,
-                      chunk_tokens: int = CHUNK_TOKENS) -> torch.Tensor:
+                      chunk_tokens: int | None = CHUNK_TOKENS, share_vision: bool = True) -> torch.Tensor:
     """The same log-probs from G whole sequences (prompt + completion): what gradient checkpointing needs, since it
-    runs without a key/value cache. The prompt's vision inputs go in once and the tower runs once for all G."""
+    runs without a key/value cache. The prompt's vision inputs go in once and the tower runs once for all G.
+    ``share_vision=False`` / ``chunk_tokens=None``: the path as it was (the pixels repeated G times, the tower run on
+    all of them; full-vocabulary logits), kept for the equality test and the benchmark."""
     rows, length = ids.shape
     inputs = {
         "input_ids": torch.cat([prompt["input_ids"].expand(rows, -1), ids], dim=1),
@@ -126,15 +128,19 @@ def separate_logprobs(model, prompt: BatchFeature, ids: torch.Tensor, mask: torc
     }
     for key in ("pixel_values", "pixel_values_videos"):
         if prompt.get(key) is not None:
-            inputs[key] = prompt[key]
+            inputs[key] = prompt[key] if share_vision else prompt[key].repeat(rows, 1)
     for key in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts"):
         if prompt.get(key) is not None:
             inputs[key] = prompt[key].repeat(rows, *[1] * (prompt[key].dim() - 1))
     # positions n - 1 ... n + length - 2 predict the completion: the last length + 1 hidden states, less the last
     targets = torch.cat([ids, ids[:, -1:]], dim=1)  # the last position predicts nothing: any id, dropped below
-    with vision_once(model, rows), selected_logprobs(model, targets, chunk_tokens):
-        logp = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits
-    return logp[:, :-1]
+    with contextlib.ExitStack() as stack:
+        if share_vision:
+            stack.enter_context(vision_once(model, rows))
+        if chunk_tokens is not None:
+            stack.enter_context(selected_logprobs(model, targets, chunk_tokens))
+        out = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits
+    return out[:, :-1] if chunk_tokens is not None else token_logprobs(out[:, :-1], ids)
 
 
 def completion_logprobs(model, prompt: BatchFeature, completions: Sequence[Sequence[int]], pad_id: int,
