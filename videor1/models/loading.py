@@ -43,7 +43,7 @@ def check_attention(name: str) -> str:
 
         if not is_flash_attn_2_available():
             raise ValueError("attn_implementation: flash_attention_2 needs the flash-attn package and a CUDA GPU, "
-                             "not available here (pip install flash-attn on the GPU machine, or use sdpa)")
+                             "not importable here: use sdpa (or install flash-attn where the machine allows it)")
     return name
 
 
