@@ -15,6 +15,7 @@ import signal
 import pytest
 
 from tasks.evaluate import warm_frames
+from videor1.distributed import gpu_groups
 from videor1.eval import EvalRun, evaluate_rows, run_fingerprint
 from videor1.eval.parallel import EvalJob, ShardedStore, check_nproc, plan_units, run_pool
 from videor1.eval.protocol import resolve_protocol
@@ -107,9 +108,19 @@ def reference(synth_data, model_dir, backend, tmp_path_factory):
 
 def test_two_processes_write_what_one_writes(reference, synth_data, model_dir, tmp_path):
     job, stores, _ = setup(synth_data, model_dir, tmp_path, nproc=2)
-    by_worker = {0: 0, 1: 0}
-    pool, units, merged = run_n(job, stores, 2, on_done=lambda u, k: by_worker.__setitem__(k, by_worker[k] + 1))
+    by_worker, env = {0: 0, 1: 0}, []
+
+    def started(procs):  # each worker's CUDA_VISIBLE_DEVICES, as the GPU path sets it (a CPU torch ignores it)
+        for proc in procs:
+            entries = open(f"/proc/{proc.pid}/environ", "rb").read().split(b"\0")
+            env.append(next((e for e in entries if e.startswith(b"CUDA_VISIBLE_DEVICES=")), None))
+
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    pool, units, merged = run_n(job, stores, 2, together=True, devices=["6,7", "GPU-b"], on_start=started,
+                                on_done=lambda u, k: by_worker.__setitem__(k, by_worker[k] + 1))
     assert pool.failures == [] and len(units) == 12 and sum(by_worker.values()) == 12 and min(by_worker.values()) > 0
+    assert env == [b"CUDA_VISIBLE_DEVICES=6,7", b"CUDA_VISIBLE_DEVICES=GPU-b"]
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == before  # the stage's own environment is left as it was
     assert outputs(tmp_path) == reference  # every file, byte for byte
     assert not list((tmp_path / "eval").glob("*.part-*"))  # merged and removed
     again, units, _ = run_n(job, stores, 2)  # nothing left to do: no worker starts
@@ -126,7 +137,7 @@ def test_a_worker_killed_mid_run_resumes_with_only_the_missing_batches(reference
             os.kill(procs[1].pid, signal.SIGKILL)
             killed.append(unit)
 
-    pool, units, merged = run_n(job, stores, 2, on_start=procs.extend, on_done=kill_second)
+    pool, units, merged = run_n(job, stores, 2, on_start=procs.extend, on_done=kill_second, together=True)
     assert len(pool.failures) == 1 and "worker 1" in pool.failures[0] and "signal 9" in pool.failures[0]
     have = sum(len(d) for d in merged.values())
     assert 0 < have < 24, "the kill did not land mid-run"
@@ -154,6 +165,13 @@ def test_parts_merge_in_row_order_torn_lines_dropped_and_a_new_configuration_dis
     store.part("r-w0").write_text(line(0))
     assert list(ShardedStore(path, "fp-2").load(rows)) == []  # changed configuration: output and parts start over
     assert path.read_text() == "" and store.parts() == []
+
+
+def test_gpu_groups_take_the_visible_gpus_in_order(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,7,9,GPU-x")
+    assert gpu_groups(2, 2) == ["3,5", "7,9"] and gpu_groups(5) == ["3", "5", "7", "9", "GPU-x"]
+    with pytest.raises(ValueError, match="need 6 GPUs; 5 visible"):
+        gpu_groups(3, 2)
 
 
 def test_nproc_is_checked_before_any_work(tmp_path, monkeypatch):

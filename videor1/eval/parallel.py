@@ -148,7 +148,9 @@ class EvalJob:
     media_workers: int = 2
 
     def batch(self, unit: Unit) -> list[dict]:
-        return batches(self.rows[unit.bench], self.batch_size)[unit.index]
+        """``batches(rows, batch_size)[unit.index]``."""
+        start = unit.index * self.batch_size
+        return list(self.rows[unit.bench][start:start + self.batch_size])
 
 
 def plan_units(job: EvalJob, done: dict[tuple[str, int], dict]) -> list[Unit]:
@@ -164,7 +166,7 @@ def plan_units(job: EvalJob, done: dict[tuple[str, int], dict]) -> list[Unit]:
     return units
 
 
-def _worker(job: EvalJob, rank: int, tag: str, conn, parent: int) -> None:
+def _worker(job: EvalJob, tag: str, conn, parent: int) -> None:
     """A worker process: build the engine, then ask for batches until there are none, appending each to its own part
     file and reporting it."""
     from ..distributed import die_with_parent
@@ -198,12 +200,14 @@ class PoolResult:
 
 
 def run_pool(job: EvalJob, units: Sequence[Unit], nproc: int, *, devices: Sequence[str] | None = None,
-             on_done: Callable[[Unit, int], None] | None = None, on_start: Callable[[list], None] | None = None) -> PoolResult:
+             on_done: Callable[[Unit, int], None] | None = None, on_start: Callable[[list], None] | None = None,
+             together: bool = False) -> PoolResult:
     """Run ``units`` on ``nproc`` worker processes (fewer when there are fewer units). ``devices``: each worker's
     ``CUDA_VISIBLE_DEVICES`` (None: leave it). A worker that dies (kill -9, an exception, out of memory) loses the
     batches it held; the others go on with the rest, and the failure is returned, not raised: the caller merges
     what was written, and the next run redoes only what is missing. ``on_done(unit, worker)`` follows each batch
-written; ``on_start`` gets the worker processes."""
+    written; ``on_start`` gets the worker processes. ``together``: no batch is handed out before every worker has
+    built its engine and asked (or died), so that each takes part (tests: a fast starter would otherwise take all)."""
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
@@ -220,7 +224,7 @@ written; ``on_start`` gets the worker processes."""
             saved = {key: os.environ.get(key) for key in env}
             os.environ.update(env)  # spawn hands the child this environment: set before CUDA can start in it
             try:
-                proc = ctx.Process(target=_worker, args=(job, k, f"{tag}-w{k}", theirs, os.getpid()),
+                proc = ctx.Process(target=_worker, args=(job, f"{tag}-w{k}", theirs, os.getpid()),
                                    name=f"eval-worker-{k}", daemon=False)
                 proc.start()
             finally:
@@ -230,7 +234,16 @@ written; ``on_start`` gets the worker processes."""
             workers[ours] = (k, proc)
         if on_start:
             on_start([proc for _, proc in workers.values()])
-        failures = []
+        failures, asked, waiting = [], set(), deque()
+
+        def serve(conn) -> None:
+            unit = queue.popleft() if queue else None
+            try:
+                conn.send(unit)
+            except OSError:  # it died after asking: the batch was never handed over
+                if unit is not None:
+                    queue.appendleft(unit)
+
         while workers:
             for conn in wait(list(workers)):
                 k, proc = workers[conn]
@@ -244,11 +257,17 @@ written; ``on_start`` gets the worker processes."""
                         failures.append(f"worker {k} (pid {proc.pid}) died: {how}")
                     conn.close()
                     del workers[conn]
+                    if conn in waiting:
+                        waiting.remove(conn)
                     continue
+                asked.add(conn)
                 if msg[0] == "next":
-                    conn.send(queue.popleft() if queue else None)
+                    waiting.append(conn)
                 elif msg[0] == "done" and on_done:
                     on_done(msg[1], k)
+            if not together or asked >= set(workers):
+                while waiting:
+                    serve(waiting.popleft())
         return PoolResult(failures, time.perf_counter() - start)
     finally:
         for conn, (_, proc) in workers.items():  # only on an error in this process: stop the workers
