@@ -9,6 +9,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -37,8 +38,14 @@ def run_on(checkout: RunCheckout, stage: str) -> None:
 
 def objects(remote: Path) -> dict[str, bytes]:
     """The remote's objects by hash (a temporary file of an unfinished upload is none)."""
-    files = (remote / "files" / "md5").glob("??/*")
-    return {f"{p.parent.name}{p.name}": p.read_bytes() for p in files if len(p.name.removesuffix(".dir")) == 30}
+    found = {}
+    for p in (remote / "files" / "md5").glob("??/*"):
+        if len(p.name.removesuffix(".dir")) == 30:
+            try:
+                found[f"{p.parent.name}{p.name}"] = p.read_bytes()
+            except FileNotFoundError:  # listed, then moved by the upload still running: not there yet
+                continue
+    return found
 
 
 PUBLISH = """
@@ -62,8 +69,9 @@ def test_stages_hand_over_through_the_remote_and_a_cut_push_is_never_taken_for_a
     assert repro_here(cpu)("synth")
     publish = subprocess.Popen([sys.executable, "-c", PUBLISH, str(cpu), BRANCH], cwd=cpu, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    while publish.poll() is None and not objects(remote):
-        pass
+    deadline = time.monotonic() + 300
+    while publish.poll() is None and not objects(remote) and time.monotonic() < deadline:
+        time.sleep(0.001)
     os.killpg(publish.pid, signal.SIGKILL)
     assert publish.wait() == -signal.SIGKILL, publish.stdout.read()
     written = objects(remote)
