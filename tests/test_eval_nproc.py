@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import signal
 
 import pytest
@@ -112,8 +113,15 @@ def test_two_processes_write_what_one_writes(reference, synth_data, model_dir, t
 
     def started(procs):  # each worker's CUDA_VISIBLE_DEVICES, as the GPU path sets it (a CPU torch ignores it)
         for proc in procs:
-            entries = open(f"/proc/{proc.pid}/environ", "rb").read().split(b"\0")
-            env.append(next((e for e in entries if e.startswith(b"CUDA_VISIBLE_DEVICES=")), None))
+            # /proc shows a process's environment as its exec received it: until the spawned child has exec'd
+            # Python, it shows the parent's start-up environment, so read again until the exec is done
+            deadline, found = time.monotonic() + 30, None
+            while found is None and time.monotonic() < deadline:
+                entries = open(f"/proc/{proc.pid}/environ", "rb").read().split(b"\0")
+                found = next((e for e in entries if e.startswith(b"CUDA_VISIBLE_DEVICES=")), None)
+                if found is None:
+                    time.sleep(0.01)
+            env.append(found)
 
     before = os.environ.get("CUDA_VISIBLE_DEVICES")
     pool, units, merged = run_n(job, stores, 2, together=True, devices=["6,7", "GPU-b"], on_start=started,

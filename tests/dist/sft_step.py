@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import videor1  # noqa: F401
-from videor1.distributed import init_world
+from videor1.distributed import barrier, init_world
 from videor1.media import MediaRules
 from videor1.models import load_model, load_processor
 from videor1.sft import SftCollator, SftConfig, SftDataset, SftTrainer
@@ -62,6 +62,9 @@ def main(model_dir: str, synth: str, out: str, engine: str, *runs: str) -> None:
     results = {run: train(world, model_dir, synth, processor, engine, run) for run in runs}
     if world.is_main:
         torch.save(results, out)
+    if world.distributed:  # leave together: a rank exiting while DeepSpeed's gloo work is live aborts (seen once)
+        barrier(world)
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
