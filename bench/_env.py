@@ -14,8 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def code_version() -> dict:
     """The commit benchmarked, and whether videor1/ had uncommitted changes."""
+
     def git(*cmd: str) -> str:
         return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
     return {"commit": git("rev-parse", "HEAD"), "videor1_dirty": bool(git("status", "--porcelain", "videor1"))}
 
 

@@ -36,9 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from _env import code_version  # noqa: E402  (bench/ is on sys.path)
+from _env import machine_info as common_machine_info
+
 from videor1.data.balance import SourceRule  # noqa: E402
 from videor1.data.collect import CollectConfig, MediaRules, RowSource, collect  # noqa: E402
-from _env import code_version, machine_info as common_machine_info  # noqa: E402  (bench/ is on sys.path)
 from videor1.data.synth import SynthConfig, generate  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -89,8 +91,13 @@ def build_rows(templates: dict[str, list[dict]], pool: dict[str, list[str]], n_r
 def config(rows_file: Path, media_root: Path, cache: Path) -> CollectConfig:
     return CollectConfig(
         inputs=[RowSource(rows=str(rows_file), media_root=str(media_root))],
-        media=MediaRules(max_frames=8, video_min_pixels=4 * 28 * 28, video_max_pixels=4 * 28 * 28,
-                         image_min_pixels=4 * 28 * 28, image_max_pixels=9 * 28 * 28),
+        media=MediaRules(
+            max_frames=8,
+            video_min_pixels=4 * 28 * 28,
+            video_max_pixels=4 * 28 * 28,
+            image_min_pixels=4 * 28 * 28,
+            image_max_pixels=9 * 28 * 28,
+        ),
         sources=[SourceRule("synth-video/video_size", 0.5)],
         probe_cache=str(cache),
         workers=2,
@@ -120,10 +127,11 @@ def time_collect(label: str, cfg: CollectConfig) -> dict:
         "probed_this_run": media["probed_this_run"],
         "from_cache": media["from_cache"],
     }
-    print(f"{label}: {wall:.2f} s, kept {run['kept_rows']}, quarantined {run['quarantined']}, "
-          f"probed {run['probed_this_run']}")
+    print(
+        f"{label}: {wall:.2f} s, kept {run['kept_rows']}, quarantined {run['quarantined']}, "
+        f"probed {run['probed_this_run']}"
+    )
     return run
-
 
 
 def machine_info() -> dict:
@@ -145,8 +153,10 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
-        lines.append(f"| {r['run']} | {r['wall_s']:.2f} | {r['kept_rows']:,} | {r['quarantined']:,} "
-                     f"| {r['probed_this_run']:,} | {r['from_cache']:,} |")
+        lines.append(
+            f"| {r['run']} | {r['wall_s']:.2f} | {r['kept_rows']:,} | {r['quarantined']:,} "
+            f"| {r['probed_this_run']:,} | {r['from_cache']:,} |"
+        )
     verdict = "yes" if report["warm_under_target"] else "NO"
     lines += ["", f"Warm run under {TARGET_WARM_S:.0f} s: {verdict} (best warm {report['best_warm_s']:.2f} s)."]
     return "\n".join(lines) + "\n"

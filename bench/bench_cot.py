@@ -53,12 +53,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from _env import code_version  # noqa: E402  (bench/ is on sys.path)
+from _env import machine_info as common_machine_info
+
 from videor1.cot import ModelTeacher, ScriptedTeacher, generate_cot  # noqa: E402
 from videor1.generation import SamplingConfig, TransformersBackend  # noqa: E402
 from videor1.media import MediaRules  # noqa: E402
 from videor1.models import load_model, load_processor, model_signature  # noqa: E402
 from videor1.store import ResultStore  # noqa: E402
-from _env import code_version, machine_info as common_machine_info  # noqa: E402  (bench/ is on sys.path)
 
 RESULTS = REPO / "bench" / "results"
 MODEL = REPO / "models" / "base"
@@ -109,9 +111,16 @@ def run_teacher(rows: list[dict], teacher, batch_size: int) -> tuple[float, list
 
 def make_teacher(cfg: Config, model, processor, p: dict, sampling: SamplingConfig, signature: dict) -> ModelTeacher:
     backend = TransformersBackend(model, processor, batch_size=cfg.batch_size)
-    return ModelTeacher(backend, processor, sampling=sampling, rules=MediaRules(**p["media"]),
-                        max_prompt_tokens=p["max_model_len"] - sampling.max_new_tokens, model_signature=signature,
-                        backend_name="transformers", media_workers=cfg.media_workers)
+    return ModelTeacher(
+        backend,
+        processor,
+        sampling=sampling,
+        rules=MediaRules(**p["media"]),
+        max_prompt_tokens=p["max_model_len"] - sampling.max_new_tokens,
+        model_signature=signature,
+        backend_name="transformers",
+        media_workers=cfg.media_workers,
+    )
 
 
 def completions(records: list[dict]) -> list[str | None]:
@@ -164,11 +173,15 @@ def markdown(report: dict) -> str:
             f"| {r['config']} | {r['batch_size']} | {r['media_workers']} | {r['best_s']:.2f} | {r['median_s']:.2f} "
             f"| {r['rows_per_s']:.2f} | {r['tokens_per_s']:.0f} | {base['best_s'] / r['best_s']:.2f}x "
             f"| {r['completion_tokens'] / r['rows']:.1f} | {r['finished']}/{r['rows']} | {r['errors']} "
-            f"| {'yes' if r['repeats_identical'] else 'no'} |")
+            f"| {'yes' if r['repeats_identical'] else 'no'} |"
+        )
     sc = report["scripted"]
-    lines += ["", f"Scripted teacher (reference, no model): {sc['rows']} rows, batch {sc['batch_size']}, best "
-                  f"{sc['best_s']:.3f} s (median {sc['median_s']:.3f} s) = {sc['rows_per_s']:.0f} rows/s, "
-                  f"{sc['errors']} errors."]
+    lines += [
+        "",
+        f"Scripted teacher (reference, no model): {sc['rows']} rows, batch {sc['batch_size']}, best "
+        f"{sc['best_s']:.3f} s (median {sc['median_s']:.3f} s) = {sc['rows_per_s']:.0f} rows/s, "
+        f"{sc['errors']} errors.",
+    ]
     return "\n".join(lines + ["", interpretation(report)]) + "\n"
 
 
@@ -177,11 +190,16 @@ def interpretation(report: dict) -> str:
     base, *batched = report["results"]
     top = max(batched, key=lambda r: r["rows_per_s"], default=base)
     default = next((r for r in batched if r["batch_size"] == 16), top)
-    text = [f"Batching is where CoT throughput comes from: {default['config']} (the stage default) runs "
-            f"{base['best_s'] / default['best_s']:.1f}x the one-row-at-a-time baseline "
-            f"({default['rows_per_s']:.1f} vs {base['rows_per_s']:.1f} rows/s)"
-            + (f", and the fastest configuration, {top['config']}, {base['best_s'] / top['best_s']:.1f}x." if top is not default
-               else ", the fastest configuration measured.")]
+    text = [
+        f"Batching is where CoT throughput comes from: {default['config']} (the stage default) runs "
+        f"{base['best_s'] / default['best_s']:.1f}x the one-row-at-a-time baseline "
+        f"({default['rows_per_s']:.1f} vs {base['rows_per_s']:.1f} rows/s)"
+        + (
+            f", and the fastest configuration, {top['config']}, {base['best_s'] / top['best_s']:.1f}x."
+            if top is not default
+            else ", the fastest configuration measured."
+        )
+    ]
     if top is not default:
         gain = default["best_s"] / top["best_s"]
         text.append(f"Going from batch 16 to {top['config']} adds {'only ' if gain < 1.15 else ''}{gain:.2f}x.")
@@ -190,36 +208,50 @@ def interpretation(report: dict) -> str:
     finished = sum(r["finished"] for r in report["results"])
     total = sum(r["rows"] for r in report["results"])
     if finished < total / 2:
-        text.append(f"With temperature 1.0 the random tiny model seldom samples an end token ({finished} of {total} "
-                    f"completions over all configurations end before max_new_tokens = "
-                    f"{report['sampling']['max_new_tokens']}), so nearly every row costs the full token budget; the "
-                    "stage's 512 tokens would cost several times more per row.")
+        text.append(
+            f"With temperature 1.0 the random tiny model seldom samples an end token ({finished} of {total} "
+            f"completions over all configurations end before max_new_tokens = "
+            f"{report['sampling']['max_new_tokens']}), so nearly every row costs the full token budget; the "
+            "stage's 512 tokens would cost several times more per row."
+        )
     spread = max(max(r["wall_s"]) / min(r["wall_s"]) for r in report["results"])
     if spread > 1.1:
-        text.append(f"Runs of one configuration differ by up to {100 * (spread - 1):.0f} % (a shared machine), "
-                    "so read the ratios to about that precision.")
+        text.append(
+            f"Runs of one configuration differ by up to {100 * (spread - 1):.0f} % (a shared machine), "
+            "so read the ratios to about that precision."
+        )
     if not all(r["repeats_identical"] for r in report["results"]):
         text.append("Some repeats of a configuration wrote different completions despite the per-batch seed.")
     sc = report["scripted"]
-    text.append(f"The scripted teacher is {sc['rows_per_s'] / top['rows_per_s']:.0f}x faster than the best model "
-                f"configuration ({sc['rows_per_s']:.0f} rows/s): with it, the tiny profile's default CoT stage spends "
-                f"{sc['best_s']:.1f} s on all {sc['rows']} rows.")
+    text.append(
+        f"The scripted teacher is {sc['rows_per_s'] / top['rows_per_s']:.0f}x faster than the best model "
+        f"configuration ({sc['rows_per_s']:.0f} rows/s): with it, the tiny profile's default CoT stage spends "
+        f"{sc['best_s']:.1f} s on all {sc['rows']} rows."
+    )
     return " ".join(text)
 
 
 def time_scripted(rows: list[dict], p: dict, repeats: int) -> dict:
     s = p["scripted"]
-    teacher = ScriptedTeacher(REPO / s["facts"], split=s.get("split", "train"), seed=s.get("seed", 0), spoil=s.get("spoil"))
+    teacher = ScriptedTeacher(
+        REPO / s["facts"], split=s.get("split", "train"), seed=s.get("seed", 0), spoil=s.get("spoil")
+    )
     run_teacher(rows[:WARMUP_ROWS], teacher, p["batch_size"])
     walls, records = [], []
     for _ in range(repeats):
         wall, records = run_teacher(rows, teacher, p["batch_size"])
         walls.append(wall)
     best = min(walls)
-    return {"rows": len(rows), "batch_size": p["batch_size"], "wall_s": walls, "best_s": best,
-            "median_s": statistics.median(walls), "rows_per_s": len(rows) / best,
-            "errors": sum(r["completion"] is None for r in records),
-            "spoiled": dict(Counter(str(r["meta"].get("spoil")) for r in records))}
+    return {
+        "rows": len(rows),
+        "batch_size": p["batch_size"],
+        "wall_s": walls,
+        "best_s": best,
+        "median_s": statistics.median(walls),
+        "rows_per_s": len(rows) / best,
+        "errors": sum(r["completion"] is None for r in records),
+        "spoiled": dict(Counter(str(r["meta"].get("spoil")) for r in records)),
+    }
 
 
 def parse_args() -> argparse.Namespace:
@@ -238,8 +270,9 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     p = tiny_cot_params()
-    configs = [Config("baseline", 1, 1)] + [Config(f"batch {b}", b, args.media_workers)
-                                            for b in map(int, args.batch_sizes.split(","))]
+    configs = [Config("baseline", 1, 1)] + [
+        Config(f"batch {b}", b, args.media_workers) for b in map(int, args.batch_sizes.split(","))
+    ]
     all_rows = load_rows()
     rows = subsample(all_rows, args.rows)
     sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=p.get("seed", 0))

@@ -45,11 +45,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from _env import code_version  # noqa: E402  (bench/ is on sys.path)
+from _env import machine_info as common_machine_info
+
 from videor1.eval import EvalRun, ResultStore, evaluate_rows  # noqa: E402
 from videor1.generation import SamplingConfig, TransformersBackend  # noqa: E402
 from videor1.media import MediaRules  # noqa: E402
 from videor1.models import load_model, load_processor  # noqa: E402
-from _env import code_version, machine_info as common_machine_info  # noqa: E402  (bench/ is on sys.path)
 
 RESULTS = REPO / "bench" / "results"
 MODEL = REPO / "models" / "base"
@@ -69,8 +71,15 @@ class Config:
 
 def media_rules(frames: int) -> MediaRules:
     """The tiny profile's eval media settings (params.yaml ``tiny.eval.media``) at ``frames`` frames."""
-    return MediaRules(fps=2.0, min_frames=4, max_frames=frames, video_min_pixels=3136, video_max_pixels=3136,
-                      image_min_pixels=3136, image_max_pixels=7056)
+    return MediaRules(
+        fps=2.0,
+        min_frames=4,
+        max_frames=frames,
+        video_min_pixels=3136,
+        video_max_pixels=3136,
+        image_min_pixels=3136,
+        image_max_pixels=7056,
+    )
 
 
 def load_rows(n_rows: int) -> dict[str, list[dict]]:
@@ -90,12 +99,14 @@ def load_rows(n_rows: int) -> dict[str, list[dict]]:
     return {b: rows[:n] for (b, rows), n in zip(by_bench.items(), per_bench) if n}
 
 
-def evaluate_all(rows: dict[str, list[dict]], model, processor, cfg: Config, rules: MediaRules,
-                 sampling: SamplingConfig) -> tuple[float, list[dict]]:
+def evaluate_all(
+    rows: dict[str, list[dict]], model, processor, cfg: Config, rules: MediaRules, sampling: SamplingConfig
+) -> tuple[float, list[dict]]:
     """Wall seconds and per-row results of one run over every benchmark, each with a fresh result store."""
     backend = TransformersBackend(model, processor, batch_size=cfg.batch_size)
-    run = EvalRun(media_root=BENCH_DIR, rules=rules, sampling=sampling,
-                  batch_size=cfg.batch_size, media_workers=cfg.media_workers)
+    run = EvalRun(
+        media_root=BENCH_DIR, rules=rules, sampling=sampling, batch_size=cfg.batch_size, media_workers=cfg.media_workers
+    )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -157,7 +168,8 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {r['config']} | {r['batch_size']} | {r['media_workers']} | {r['best_s']:.2f} | {r['median_s']:.2f} "
             f"| {r['samples_per_s']:.1f} | {r['tokens_per_s']:.0f} | {base['best_s'] / r['best_s']:.2f}x "
-            f"| {r['same_as_baseline']}/{r['rows']} | {r['distinct_outputs']} | {'yes' if r['repeats_identical'] else 'no'} |")
+            f"| {r['same_as_baseline']}/{r['rows']} | {r['distinct_outputs']} | {'yes' if r['repeats_identical'] else 'no'} |"
+        )
     return "\n".join(lines + ["", interpretation(report)]) + "\n"
 
 
@@ -166,28 +178,38 @@ def interpretation(report: dict) -> str:
     base, *batched = report["results"]
     top = max(batched, key=lambda r: r["samples_per_s"], default=base)
     default = next((r for r in batched if r["batch_size"] == 16), top)
-    text = [f"Batching is where eval throughput comes from: {default['config']} runs "
-            f"{base['best_s'] / default['best_s']:.1f}x the one-row-at-a-time baseline "
-            f"({default['samples_per_s']:.1f} vs {base['samples_per_s']:.1f} samples/s), "
-            f"and the fastest configuration, {top['config']}, {base['best_s'] / top['best_s']:.1f}x."]
+    text = [
+        f"Batching is where eval throughput comes from: {default['config']} runs "
+        f"{base['best_s'] / default['best_s']:.1f}x the one-row-at-a-time baseline "
+        f"({default['samples_per_s']:.1f} vs {base['samples_per_s']:.1f} samples/s), "
+        f"and the fastest configuration, {top['config']}, {base['best_s'] / top['best_s']:.1f}x."
+    ]
     if top is not default:
         gain = default["best_s"] / top["best_s"]
-        text.append(f"Going from batch 16 to {top['config']} adds {'only ' if gain < 1.15 else ''}{gain:.2f}x; "
-                    "each benchmark file is its own call (at most "
-                    f"{max(report['rows_by_benchmark'].values())} rows here), so large batches run part-full.")
+        text.append(
+            f"Going from batch 16 to {top['config']} adds {'only ' if gain < 1.15 else ''}{gain:.2f}x; "
+            "each benchmark file is its own call (at most "
+            f"{max(report['rows_by_benchmark'].values())} rows here), so large batches run part-full."
+        )
     spread = max(max(r["wall_s"]) / min(r["wall_s"]) for r in report["results"])
     if spread > 1.1:
-        text.append(f"Runs of one configuration differ by up to {100 * (spread - 1):.0f} % (a shared machine), "
-                    "so read the ratios to about that precision.")
+        text.append(
+            f"Runs of one configuration differ by up to {100 * (spread - 1):.0f} % (a shared machine), "
+            "so read the ratios to about that precision."
+        )
     same = all(r["same_as_baseline"] == r["rows"] for r in batched)
     if base["distinct_outputs"] <= 2:
-        text.append(f"{'Every' if same else 'Not every'} batched output equals the baseline's, but the random tiny "
-                    f"model writes only {base['distinct_outputs']} distinct output(s) over all rows, so this says "
-                    "little about whether left padding changes a real model's near-greedy outputs.")
+        text.append(
+            f"{'Every' if same else 'Not every'} batched output equals the baseline's, but the random tiny "
+            f"model writes only {base['distinct_outputs']} distinct output(s) over all rows, so this says "
+            "little about whether left padding changes a real model's near-greedy outputs."
+        )
     else:
         counts = ", ".join(f"{r['config']} {r['same_as_baseline']}/{r['rows']}" for r in batched)
-        text.append(f"Outputs identical to the baseline's: {counts}; differences come from left padding and "
-                    "batched arithmetic changing near-tied logits.")
+        text.append(
+            f"Outputs identical to the baseline's: {counts}; differences come from left padding and "
+            "batched arithmetic changing near-tied logits."
+        )
     return " ".join(text)
 
 
@@ -207,8 +229,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    configs = [Config("baseline", 1, 1)] + [Config(f"batch {b}", b, args.media_workers)
-                                            for b in map(int, args.batch_sizes.split(","))]
+    configs = [Config("baseline", 1, 1)] + [
+        Config(f"batch {b}", b, args.media_workers) for b in map(int, args.batch_sizes.split(","))
+    ]
     rows = load_rows(args.rows)
     rules = media_rules(args.frames)
     sampling = SamplingConfig(temperature=0.01, top_p=0.001, max_new_tokens=args.max_new_tokens, seed=0)
@@ -238,8 +261,7 @@ def main() -> None:
         "threads": args.threads,
         "repeats": args.repeats,
         "warmup_rows": WARMUP_ROWS,
-        "results": [summarize(c, walls[c.name], runs[c.name], None if c is configs[0] else baseline)
-                    for c in configs],
+        "results": [summarize(c, walls[c.name], runs[c.name], None if c is configs[0] else baseline) for c in configs],
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "eval.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

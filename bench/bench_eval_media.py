@@ -26,12 +26,11 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from _env import REPO, code_version, machine_info
 
 import videor1  # noqa: F401
 from videor1.eval.protocol import PROTOCOLS
 from videor1.media import FrameCache, load_medium
-
-from _env import REPO, code_version, machine_info
 
 SAMPLE = REPO.parent / "shared" / "media" / "sample.mp4"
 MODELS = ("base", "sft", "rl")
@@ -100,25 +99,37 @@ def main() -> None:
         cache_mb = sum(p.stat().st_size for p in (tmp / "cache").glob("*.npz")) / 2**20
         sizes = {v.name: round(v.stat().st_size / 2**20, 1) for v in videos}
     record = {
-        "videos": len(videos), "seconds_each": args.seconds, "file_mb": sizes, "models": list(MODELS),
-        "frame_counts": list(FRAMES), "protocol": protocol.label,
-        "without_cache_s": round(plain_s, 2), "with_cache_s": round(cached_s, 2),
-        "with_cache_first_model_s": round(first_s, 2), "speedup": round(plain_s / cached_s, 2),
-        "frames_equal": equal, "cache_mb": round(cache_mb, 1),
-        "code": code_version(), "machine": machine_info(av=av.__version__),
+        "videos": len(videos),
+        "seconds_each": args.seconds,
+        "file_mb": sizes,
+        "models": list(MODELS),
+        "frame_counts": list(FRAMES),
+        "protocol": protocol.label,
+        "without_cache_s": round(plain_s, 2),
+        "with_cache_s": round(cached_s, 2),
+        "with_cache_first_model_s": round(first_s, 2),
+        "speedup": round(plain_s / cached_s, 2),
+        "frames_equal": equal,
+        "cache_mb": round(cache_mb, 1),
+        "code": code_version(),
+        "machine": machine_info(av=av.__version__),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     md = [
-        "# Eval media time: frame cache against decoding every read", "",
+        "# Eval media time: frame cache against decoding every read",
+        "",
         f"{len(videos)} videos ({args.seconds} s at 30 fps, 640 × 360, GOP 250; plus sample.mp4 if present), "
-        f"{len(MODELS)} models × frame counts {', '.join(map(str, FRAMES))}, protocol `{protocol.label}`, one thread.", "",
-        "| | media seconds |", "|---|---|",
+        f"{len(MODELS)} models × frame counts {', '.join(map(str, FRAMES))}, protocol `{protocol.label}`, one thread.",
+        "",
+        "| | media seconds |",
+        "|---|---|",
         f"| without the cache (9 decodes a video) | {plain_s:.2f} |",
         f"| with the cache (1 decode a video, then loads) | {cached_s:.2f} |",
         f"| of which the first model (decode + write) | {first_s:.2f} |",
-        f"| **speed-up** | **{plain_s / cached_s:.2f}×** |", "",
+        f"| **speed-up** | **{plain_s / cached_s:.2f}×** |",
+        "",
         f"Frames equal to a separate decode: {equal}. Cache on disk: {cache_mb:.0f} MB.",
     ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")

@@ -58,8 +58,13 @@ def run_stage(work: Path, model: str) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "tasks.evaluate", model, "--results", "out", "--metrics", "metrics.json"],
-                         cwd=work, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "tasks.evaluate", model, "--results", "out", "--metrics", "metrics.json"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
@@ -92,10 +97,15 @@ def measure(args, section: dict) -> dict:
     best = {n: min(w) for n, w in walls.items()}
     med = {n: statistics.median(w) for n, w in walls.items()}
     return {
-        "model": args.model, "backend": args.backend, "rows": rows,
-        "benchmarks": section["benchmarks"], "frames": section["frames"], "batch_size": section["batch_size"],
+        "model": args.model,
+        "backend": args.backend,
+        "rows": rows,
+        "benchmarks": section["benchmarks"],
+        "frames": section["frames"],
+        "batch_size": section["batch_size"],
         "max_new_tokens": (section.get("protocol_overrides") or {}).get("max_new_tokens"),
-        "threads_per_process": section.get("threads", 1), "media_workers": section.get("media_workers", 2),
+        "threads_per_process": section.get("threads", 1),
+        "media_workers": section.get("media_workers", 2),
         "repeats": args.repeats,
         "seconds": {str(n): [round(s, 2) for s in w] for n, w in walls.items()},
         "cpu_seconds": {str(n): [round(s, 2) for s in c] for n, c in cpus.items()},
@@ -104,7 +114,8 @@ def measure(args, section: dict) -> dict:
         "median_s": {str(n): round(s, 2) for n, s in med.items()},
         "ratio_best": round(best[2] / best[1], 3),
         "ratio_median": round(med[2] / med[1], 3),
-        "outputs_equal_1_process": all(equal), "runs_compared": len(equal),
+        "outputs_equal_1_process": all(equal),
+        "runs_compared": len(equal),
     }
 
 
@@ -120,10 +131,14 @@ def main() -> None:
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     path = args.out / "eval_nproc.json"
     report = json.loads(path.read_text()) if path.exists() else {}  # one entry per backend: a run updates its own
-    report.update({
-        "what": "tasks.evaluate wall time, eval.nproc 2 vs 1, fresh directories (cold frame cache)",
-        "profile": p["profile"], "machine": machine_info(), "code": code_version(),
-    })
+    report.update(
+        {
+            "what": "tasks.evaluate wall time, eval.nproc 2 vs 1, fresh directories (cold frame cache)",
+            "profile": p["profile"],
+            "machine": machine_info(),
+            "code": code_version(),
+        }
+    )
     report.setdefault("backends", {})[args.backend] = measure(args, p[p["profile"]]["eval"])
     args.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -133,38 +148,42 @@ def main() -> None:
 
 def markdown(report: dict) -> str:
     cores = report["machine"]["cpu_affinity"]
-    out = [f"""# Eval on 2 processes vs 1 (`eval.nproc`), {report['profile']} profile
+    out = [
+        f"""# Eval on 2 processes vs 1 (`eval.nproc`), {report["profile"]} profile
 
 `python -m tasks.evaluate MODEL` as DVC runs it, on {cores} cores (a machine other engineers share), with the
 profile's eval settings and only `nproc` (and the backend) changed. Fresh directory per run (cold frame cache,
 nothing resumed); runs alternate 1, 2, 1, 2, … Wall time covers interpreter start, imports, model or engine load,
 worker spawn, decoding, generation, fsynced appends and the merge; CPU time is the stage's and its workers'
 (user + system), and cores busy is CPU / wall over all runs.
-"""]
+"""
+    ]
     for backend, r in report["backends"].items():
         out.append(f"""## {backend}
 
-Model `{r['model']}`, {r['rows']} rows ({len(r['benchmarks'])} benchmark files × frames {r['frames']}), batch
-{r['batch_size']}, max_new_tokens {r['max_new_tokens']}, {r['threads_per_process']} torch thread and
-{r['media_workers']} media threads per process, {r['repeats']} repeat(s).
+Model `{r["model"]}`, {r["rows"]} rows ({len(r["benchmarks"])} benchmark files × frames {r["frames"]}), batch
+{r["batch_size"]}, max_new_tokens {r["max_new_tokens"]}, {r["threads_per_process"]} torch thread and
+{r["media_workers"]} media threads per process, {r["repeats"]} repeat(s).
 
 | nproc | runs (s) | best s | median s | CPU s | cores busy |
 |---|---|---|---|---|---|
-| 1 | {', '.join(map(str, r['seconds']['1']))} | {r['best_s']['1']} | {r['median_s']['1']} | {', '.join(map(str, r['cpu_seconds']['1']))} | {r['cores_busy']['1']} |
-| 2 | {', '.join(map(str, r['seconds']['2']))} | {r['best_s']['2']} | {r['median_s']['2']} | {', '.join(map(str, r['cpu_seconds']['2']))} | {r['cores_busy']['2']} |
+| 1 | {", ".join(map(str, r["seconds"]["1"]))} | {r["best_s"]["1"]} | {r["median_s"]["1"]} | {", ".join(map(str, r["cpu_seconds"]["1"]))} | {r["cores_busy"]["1"]} |
+| 2 | {", ".join(map(str, r["seconds"]["2"]))} | {r["best_s"]["2"]} | {r["median_s"]["2"]} | {", ".join(map(str, r["cpu_seconds"]["2"]))} | {r["cores_busy"]["2"]} |
 
-**2-process / 1-process wall time: {r['ratio_best']} (best), {r['ratio_median']} (median).** Per-row output
-files of every 2-process run equal the 1-process run's byte for byte: {'yes' if r['outputs_equal_1_process'] else 'NO'}
-({r['runs_compared']} run(s) compared).
+**2-process / 1-process wall time: {r["ratio_best"]} (best), {r["ratio_median"]} (median).** Per-row output
+files of every 2-process run equal the 1-process run's byte for byte: {"yes" if r["outputs_equal_1_process"] else "NO"}
+({r["runs_compared"]} run(s) compared).
 """)
     notes = []
     for backend, r in report["backends"].items():
         extra = statistics.mean(r["cpu_seconds"]["2"]) - statistics.mean(r["cpu_seconds"]["1"])
-        notes.append(f"{backend}: one process keeps {r['cores_busy']['1']} cores busy, two keep {r['cores_busy']['2']}, "
-                     f"and two spend {extra:.1f} CPU s more than one")
+        notes.append(
+            f"{backend}: one process keeps {r['cores_busy']['1']} cores busy, two keep {r['cores_busy']['2']}, "
+            f"and two spend {extra:.1f} CPU s more than one"
+        )
     out.append(f"""## Reading it
 
-Two processes cannot halve the time on {cores} cores: {'; '.join(notes)}. The extra CPU is each worker's own
+Two processes cannot halve the time on {cores} cores: {"; ".join(notes)}. The extra CPU is each worker's own
 start (interpreter, torch and transformers imports, vLLM's too, its own model or engine), which comes after the
 stage's process has started and planned and which one process pays once; the cores not kept busy go to that
 serial start and to other engineers' processes on this shared machine. What the second process gains is half

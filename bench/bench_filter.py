@@ -55,10 +55,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from _env import code_version  # noqa: E402  (bench/ is on sys.path)
+from _env import machine_info as common_machine_info
+
 from videor1.cot import FilterConfig, apply_filter, rules, think_text  # noqa: E402
 from videor1.cot.scripted import CHECKS, CLOSERS, NUMBER_WORDS, OPENERS, SPOILS  # noqa: E402
 from videor1.data.schema import COT_FILTERED_SCHEMA, COT_SCHEMA  # noqa: E402
-from _env import code_version, machine_info as common_machine_info  # noqa: E402  (bench/ is on sys.path)
 
 RESULTS = REPO / "bench" / "results"
 PARAMS = REPO / "params.yaml"
@@ -80,15 +82,70 @@ SOURCES = {
 }
 
 COLORS = ["red", "blue", "green", "yellow", "white", "black", "orange", "purple", "brown", "gray"]
-OBJECTS = ["cup", "ball", "box", "chair", "car", "dog", "book", "bottle", "door", "table", "lamp", "bag", "phone",
-           "bicycle", "plate", "window", "shelf", "hat", "bench", "sign"]
+OBJECTS = [
+    "cup",
+    "ball",
+    "box",
+    "chair",
+    "car",
+    "dog",
+    "book",
+    "bottle",
+    "door",
+    "table",
+    "lamp",
+    "bag",
+    "phone",
+    "bicycle",
+    "plate",
+    "window",
+    "shelf",
+    "hat",
+    "bench",
+    "sign",
+]
 PEOPLE = ["the man", "the woman", "the child", "the person", "the chef", "the player", "the driver", "the student"]
-VERBS = ["picks up", "puts down", "opens", "closes", "pushes", "pulls", "moves", "holds", "throws", "points at",
-         "walks toward", "looks at"]
+VERBS = [
+    "picks up",
+    "puts down",
+    "opens",
+    "closes",
+    "pushes",
+    "pulls",
+    "moves",
+    "holds",
+    "throws",
+    "points at",
+    "walks toward",
+    "looks at",
+]
 PLACES = ["table", "floor", "counter", "street", "shelf", "kitchen", "field", "desk", "stage", "room"]
 SIDES = ["left", "right", "top", "bottom", "center"]
-OCR_WORDS = ["SALE", "OPEN", "EXIT", "Coffee", "Bakery", "STOP", "Main", "Street", "Welcome", "Hotel", "No",
-             "Parking", "Fresh", "Bread", "Daily", "Menu", "Station", "Museum", "Park", "Library", "2024", "50%", "OFF"]
+OCR_WORDS = [
+    "SALE",
+    "OPEN",
+    "EXIT",
+    "Coffee",
+    "Bakery",
+    "STOP",
+    "Main",
+    "Street",
+    "Welcome",
+    "Hotel",
+    "No",
+    "Parking",
+    "Fresh",
+    "Bread",
+    "Daily",
+    "Menu",
+    "Station",
+    "Museum",
+    "Park",
+    "Library",
+    "2024",
+    "50%",
+    "OFF",
+]
 OBSERVATIONS = [
     "In the first frames the {color} {obj} is on the {side} side.",
     "At about {t} seconds, {who} {verb} the {color} {obj}.",
@@ -114,8 +171,14 @@ def paper_filter() -> tuple[FilterConfig, int]:
     return FilterConfig(**{k: v for k, v in p.items() if k != "examples"}), p.get("examples", 3)
 
 
-BASELINE = FilterConfig(min_words=None, max_words=None, max_repeated_ngram_share=None, check_format=False,
-                        check_option_letter=False, check_numeric=False)
+BASELINE = FilterConfig(
+    min_words=None,
+    max_words=None,
+    max_repeated_ngram_share=None,
+    check_format=False,
+    check_option_letter=False,
+    check_numeric=False,
+)
 
 
 class RowMaker:
@@ -130,14 +193,25 @@ class RowMaker:
 
     def sentence(self) -> str:
         r = self.rng
-        return self.pick(OBSERVATIONS).format(color=self.pick(COLORS), obj=self.pick(OBJECTS), obj2=self.pick(OBJECTS),
-                                              side=self.pick(SIDES), who=self.pick(PEOPLE), verb=self.pick(VERBS),
-                                              place=self.pick(PLACES), t=r.randint(1, 60), n=r.randint(2, 9))
+        return self.pick(OBSERVATIONS).format(
+            color=self.pick(COLORS),
+            obj=self.pick(OBJECTS),
+            obj2=self.pick(OBJECTS),
+            side=self.pick(SIDES),
+            who=self.pick(PEOPLE),
+            verb=self.pick(VERBS),
+            place=self.pick(PLACES),
+            t=r.randint(1, 60),
+            n=r.randint(2, 9),
+        )
 
     def free_text(self) -> str:
-        return (f"{self.pick(PEOPLE).capitalize()} {self.pick(VERBS)} the {self.pick(COLORS)} {self.pick(OBJECTS)} "
-                f"on the {self.pick(PLACES)}" + (f" and then {self.pick(VERBS)} the {self.pick(OBJECTS)}"
-                                                  if self.rng.random() < 0.6 else "") + ".")
+        return (
+            f"{self.pick(PEOPLE).capitalize()} {self.pick(VERBS)} the {self.pick(COLORS)} {self.pick(OBJECTS)} "
+            f"on the {self.pick(PLACES)}"
+            + (f" and then {self.pick(VERBS)} the {self.pick(OBJECTS)}" if self.rng.random() < 0.6 else "")
+            + "."
+        )
 
     def paraphrase(self, text: str) -> str:
         """The reference with one or two words changed: what a good teacher's free-form answer looks like."""
@@ -183,8 +257,10 @@ class RowMaker:
         for name in SPOILS:
             edge += self.spoil.get(name, 0.0)
             if u < edge:
-                applies = {"bad_option": ptype == "multiple choice",
-                           "non_numeric": ptype in ("numerical", "regression")}.get(name, True)
+                applies = {
+                    "bad_option": ptype == "multiple choice",
+                    "non_numeric": ptype in ("numerical", "regression"),
+                }.get(name, True)
                 return name if applies else None
         return None
 
@@ -214,10 +290,14 @@ class RowMaker:
         think = " ".join(steps)
         text = f"<think>{think}</think>\n<answer>{said}</answer>"
         if spoil == "malformed_tags":
-            text = self.pick([f"<think>{think}\n<answer>{said}</answer>",
-                              f"{think}\n<answer>{said}</answer>",
-                              f"<think>{think}</think>\n<answer>{said}</answer>\n<answer>{said}</answer>",
-                              f"<answer>{said}</answer>\n<think>{think}</think>"])
+            text = self.pick(
+                [
+                    f"<think>{think}\n<answer>{said}</answer>",
+                    f"{think}\n<answer>{said}</answer>",
+                    f"<think>{think}</think>\n<answer>{said}</answer>\n<answer>{said}</answer>",
+                    f"<answer>{said}</answer>\n<think>{think}</think>",
+                ]
+            )
         elif spoil == "truncated":
             text = text[: max(12, int(len(text) * r.uniform(0.3, 0.8)))]
         return text, spoil
@@ -285,10 +365,17 @@ def time_rules(rows: list[dict]) -> dict:
         per_type = {}
         for ptype, group in sorted(by_type.items(), key=lambda kv: -len(kv[1])):
             seconds, failed = timed(count_fails, passes, group)
-            per_type[ptype] = {"seconds": seconds, "failed": failed, "rows": len(group),
-                               "us_per_row": 1e6 * seconds / len(group)}
-        out[name] = {"seconds": sum(v["seconds"] for v in per_type.values()),
-                     "failed": sum(v["failed"] for v in per_type.values()), "rows": len(rows)}
+            per_type[ptype] = {
+                "seconds": seconds,
+                "failed": failed,
+                "rows": len(group),
+                "us_per_row": 1e6 * seconds / len(group),
+            }
+        out[name] = {
+            "seconds": sum(v["seconds"] for v in per_type.values()),
+            "failed": sum(v["failed"] for v in per_type.values()),
+            "rows": len(rows),
+        }
         out["accuracy_by_type"] = per_type
     return out
 
@@ -319,8 +406,9 @@ COT_SCHEMA_POLARS = {name: col.dtype.type for name, col in COT_SCHEMA.columns.it
 
 
 def machine_info() -> dict:
-    return common_machine_info(polars=pl.__version__, pandera=pandera.__version__,
-                               rouge_score=metadata.version("rouge-score"))
+    return common_machine_info(
+        polars=pl.__version__, pandera=pandera.__version__, rouge_score=metadata.version("rouge-score")
+    )
 
 
 def summarize(name: str, cfg: FilterConfig, walls: list[float], metrics: dict) -> dict:
@@ -356,26 +444,45 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
-        lines.append(f"| {r['config']} | {', '.join(r['rules'])} | {r['best_s']:.2f} | {r['median_s']:.2f} "
-                     f"| {r['rows_per_s']:,.0f} | {r['best_s'] / base['best_s']:.2f}x | {r['kept']:,} "
-                     f"| {100 * r['kept_share']:.1f} % |")
+        lines.append(
+            f"| {r['config']} | {', '.join(r['rules'])} | {r['best_s']:.2f} | {r['median_s']:.2f} "
+            f"| {r['rows_per_s']:,.0f} | {r['best_s'] / base['best_s']:.2f}x | {r['kept']:,} "
+            f"| {100 * r['kept_share']:.1f} % |"
+        )
     rt = report["rule_times"]
     rule_names = [k for k in rt if k != "accuracy_by_type"]
-    lines += ["", "Each rule's predicate alone over all rows (once):", "",
-              "| rule | s | µs/row | failed |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Each rule's predicate alone over all rows (once):",
+        "",
+        "| rule | s | µs/row | failed |",
+        "|---|---|---|---|",
+    ]
     for name in rule_names:
         r = rt[name]
         lines.append(f"| {name} | {r['seconds']:.2f} | {1e6 * r['seconds'] / r['rows']:.1f} | {r['failed']:,} |")
-    lines += ["", "The accuracy reward alone, by problem type:", "",
-              "| problem type | rows | s | µs/row | share of accuracy time |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "The accuracy reward alone, by problem type:",
+        "",
+        "| problem type | rows | s | µs/row | share of accuracy time |",
+        "|---|---|---|---|---|",
+    ]
     acc_total = sum(v["seconds"] for v in rt["accuracy_by_type"].values())
     for ptype, v in rt["accuracy_by_type"].items():
-        lines.append(f"| {ptype} | {v['rows']:,} | {v['seconds']:.2f} | {v['us_per_row']:.1f} "
-                     f"| {100 * v['seconds'] / acc_total:.0f} % |")
+        lines.append(
+            f"| {ptype} | {v['rows']:,} | {v['seconds']:.2f} | {v['us_per_row']:.1f} "
+            f"| {100 * v['seconds'] / acc_total:.0f} % |"
+        )
     io = report["stage_io"]
-    lines += ["", f"The stage's steps once (apply_filter: the default rules' best time above) ({io['cot_parquet_mb']:.0f} MB in, "
-                  f"{io['cot_filtered_parquet_mb']:.0f} MB out, {io['kept']:,} rows kept):", "",
-              "| step | s |", "|---|---|"]
+    lines += [
+        "",
+        f"The stage's steps once (apply_filter: the default rules' best time above) ({io['cot_parquet_mb']:.0f} MB in, "
+        f"{io['cot_filtered_parquet_mb']:.0f} MB out, {io['kept']:,} rows kept):",
+        "",
+        "| step | s |",
+        "|---|---|",
+    ]
     for step, s in io["steps_s"].items():
         lines.append(f"| {step} | {s:.2f} |")
     lines.append(f"| total | {io['total_s']:.2f} |")
@@ -392,33 +499,43 @@ def interpretation(report: dict) -> str:
     acc_total = sum(v["seconds"] for v in acc.values())
     top_rule = max(rule_s, key=rule_s.get)
     io = report["stage_io"]
-    text = [f"The full rule set costs {default['best_s'] / base['best_s']:.2f}x the accuracy-only baseline "
-            f"({default['best_s']:.1f} vs {base['best_s']:.1f} s for {base['rows']:,} rows) and the paper's "
-            f"setting {paper['best_s'] / base['best_s']:.2f}x ({paper['best_s']:.1f} s); single-threaded, "
-            f"{default['rows_per_s']:,.0f} to {base['rows_per_s']:,.0f} rows/s.",
-            f"The most expensive predicate is {top_rule} ({rule_s[top_rule]:.1f} s of {sum(rule_s.values()):.1f} s "
-            "summed over the rules alone).",
-            f"Within the accuracy rule, {slowest_type} rows dominate: {acc[slowest_type]['rows']:,} rows "
-            f"({100 * acc[slowest_type]['rows'] / base['rows']:.0f} % of the table) take "
-            f"{100 * acc[slowest_type]['seconds'] / acc_total:.0f} % of its time at "
-            f"{acc[slowest_type]['us_per_row']:.0f} µs a row, against "
-            f"{acc['multiple choice']['us_per_row']:.1f} µs for a multiple-choice row."]
+    text = [
+        f"The full rule set costs {default['best_s'] / base['best_s']:.2f}x the accuracy-only baseline "
+        f"({default['best_s']:.1f} vs {base['best_s']:.1f} s for {base['rows']:,} rows) and the paper's "
+        f"setting {paper['best_s'] / base['best_s']:.2f}x ({paper['best_s']:.1f} s); single-threaded, "
+        f"{default['rows_per_s']:,.0f} to {base['rows_per_s']:,.0f} rows/s.",
+        f"The most expensive predicate is {top_rule} ({rule_s[top_rule]:.1f} s of {sum(rule_s.values()):.1f} s "
+        "summed over the rules alone).",
+        f"Within the accuracy rule, {slowest_type} rows dominate: {acc[slowest_type]['rows']:,} rows "
+        f"({100 * acc[slowest_type]['rows'] / base['rows']:.0f} % of the table) take "
+        f"{100 * acc[slowest_type]['seconds'] / acc_total:.0f} % of its time at "
+        f"{acc[slowest_type]['us_per_row']:.0f} µs a row, against "
+        f"{acc['multiple choice']['us_per_row']:.1f} µs for a multiple-choice row.",
+    ]
     if "repetition" in rule_s:
-        text.append(f"Of the rules the paper does not use, repetition costs {rule_s['repetition']:.1f} s and length "
-                    f"{rule_s.get('length', 0):.1f} s.")
+        text.append(
+            f"Of the rules the paper does not use, repetition costs {rule_s['repetition']:.1f} s and length "
+            f"{rule_s.get('length', 0):.1f} s."
+        )
     kept_gap = base["kept_share"] - default["kept_share"]
-    text.append(f"The extra rules remove {100 * kept_gap:.1f} points more rows than accuracy alone "
-                f"({100 * base['kept_share']:.1f} % -> {100 * default['kept_share']:.1f} % kept).")
+    text.append(
+        f"The extra rules remove {100 * kept_gap:.1f} points more rows than accuracy alone "
+        f"({100 * base['kept_share']:.1f} % -> {100 * default['kept_share']:.1f} % kept)."
+    )
     spread = max(max(r["wall_s"]) / min(r["wall_s"]) for r in report["results"])
     if spread > 1.1:
-        text.append(f"Runs of one configuration differ by up to {100 * (spread - 1):.0f} % (a shared machine), "
-                    "so read the ratios, and the per-rule times measured once, to about that precision.")
+        text.append(
+            f"Runs of one configuration differ by up to {100 * (spread - 1):.0f} % (a shared machine), "
+            "so read the ratios, and the per-rule times measured once, to about that precision."
+        )
     steps = io["steps_s"]
     io_s = io["total_s"] - steps["apply_filter"]
-    text.append(f"Around the filter, the stage spends {io_s:.1f} s on reading, converting to dicts, building, "
-                f"validating and writing the table ({steps['to_dicts']:.1f} s of it in to_dicts, "
-                f"{steps['schema_validate']:.1f} s in schema validation), so a full run of the stage takes about "
-                f"{io['total_s']:.0f} s.")
+    text.append(
+        f"Around the filter, the stage spends {io_s:.1f} s on reading, converting to dicts, building, "
+        f"validating and writing the table ({steps['to_dicts']:.1f} s of it in to_dicts, "
+        f"{steps['schema_validate']:.1f} s in schema validation), so a full run of the stage takes about "
+        f"{io['total_s']:.0f} s."
+    )
     return " ".join(text)
 
 
@@ -437,8 +554,11 @@ def main() -> None:
     build_s, rows = timed(make_rows, args.rows, args.seed, spoil)
     print(f"built {len(rows):,} rows in {build_s:.1f} s", flush=True)
     paper_cfg, paper_examples = paper_filter()
-    configs = [("baseline (accuracy only)", BASELINE, 3), ("default (all rules)", FilterConfig(), 3),
-               ("paper profile", paper_cfg, paper_examples)]
+    configs = [
+        ("baseline (accuracy only)", BASELINE, 3),
+        ("default (all rules)", FilterConfig(), 3),
+        ("paper profile", paper_cfg, paper_examples),
+    ]
 
     for _, cfg, examples in configs:  # warm-up: the ROUGE scorer, regexes, jiwer
         apply_filter(rows[:WARMUP_ROWS], cfg, examples=examples)
@@ -453,13 +573,18 @@ def main() -> None:
             metrics[name] = result.metrics
             kept_default = result.kept if cfg == FilterConfig() else kept_default
             del result
-            print(f"repeat {i} {name}: {wall:.2f} s, {len(rows) / wall:,.0f} rows/s, kept {metrics[name]['kept']:,}",
-                  flush=True)
+            print(
+                f"repeat {i} {name}: {wall:.2f} s, {len(rows) / wall:,.0f} rows/s, kept {metrics[name]['kept']:,}",
+                flush=True,
+            )
 
     gc.collect()
     rule_times = time_rules(rows)
-    print("rules alone: " + ", ".join(f"{k} {v['seconds']:.2f} s" for k, v in rule_times.items()
-                                      if k != "accuracy_by_type"), flush=True)
+    print(
+        "rules alone: "
+        + ", ".join(f"{k} {v['seconds']:.2f} s" for k, v in rule_times.items() if k != "accuracy_by_type"),
+        flush=True,
+    )
     gc.collect()
     stage_io = time_stage_io(rows, kept_default, min(walls[configs[1][0]]))
     del kept_default

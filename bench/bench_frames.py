@@ -46,8 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from _env import code_version  # noqa: E402  (bench/ is on sys.path)
+from _env import machine_info as common_machine_info
+
 from videor1.media import decode_all_frames, frame_indices, probe_video, read_frames  # noqa: E402
-from _env import code_version, machine_info as common_machine_info  # noqa: E402  (bench/ is on sys.path)
 
 SAMPLE = REPO.parent / "shared" / "media" / "sample.mp4"
 RESULTS = REPO / "bench" / "results"
@@ -83,7 +85,7 @@ def synth_frame(t: int, width: int, height: int, rng: np.random.Generator) -> np
     side = height // 4
     left = (7 * t) % (width - side)
     top = (5 * t) % (height - side)
-    img[top:top + side, left:left + side] = (255, 255, 255)
+    img[top : top + side, left : left + side] = (255, 255, 255)
     noise = rng.integers(0, 12, size=img.shape, dtype=np.uint8)
     return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
@@ -183,7 +185,6 @@ def bench_file(name: str, path: Path, repeats: int, nominal_gop: int | None) -> 
     }
 
 
-
 def machine_info() -> dict:
     return common_machine_info(
         torch_threads=torch.get_num_threads(),
@@ -199,8 +200,10 @@ def yes_no(flag: bool) -> str:
 
 
 def markdown(results: list[dict], repeats: int) -> str:
-    head = ("| video | size | frames | keyframes (mean GOP) | probe s | fast s | full s | seq16 s | decord s "
-            "| full/fast | seq16/fast | fast == full | seq16 == full | decord == full |")
+    head = (
+        "| video | size | frames | keyframes (mean GOP) | probe s | fast s | full s | seq16 s | decord s "
+        "| full/fast | seq16/fast | fast == full | seq16 == full | decord == full |"
+    )
     rule = "|" + "---|" * (head.count("|") - 1)
     lines = [f"Median of {repeats} runs, 1 thread, {N_SAMPLED} frames sampled.", "", head, rule]
     for r in results:
@@ -235,8 +238,13 @@ def main() -> None:
             results.append(bench_file(clip.name, path, args.repeats, clip.gop))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine_info(), "code": code_version(), "repeats": args.repeats,
-              "sampled_frames": N_SAMPLED, "files": results}
+    report = {
+        "machine": machine_info(),
+        "code": code_version(),
+        "repeats": args.repeats,
+        "sampled_frames": N_SAMPLED,
+        "files": results,
+    }
     (args.out / "frames.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     table = markdown(results, args.repeats)
     (args.out / "frames.md").write_text("# Frame sampling: 16 frames vs full decode\n\n" + table, encoding="utf-8")

@@ -69,11 +69,21 @@ from videor1.media import MediaRules  # noqa: E402
 from videor1.models import load_model, load_processor  # noqa: E402
 from videor1.prompts import user_message  # noqa: E402
 from videor1.rewards import accuracy_rewards, format_rewards  # noqa: E402
-from videor1.rl import RLConfig, RLTrainer, completion_logprobs, data_order, group_advantages, group_rewards, policy_loss  # noqa: E402
+from videor1.rl import (  # noqa: E402
+    RLConfig,
+    RLTrainer,
+    completion_logprobs,
+    data_order,
+    group_advantages,
+    group_rewards,
+    policy_loss,
+)
 from videor1.rl.rollout import Group, prompt_inputs, rollout, shuffle_frames  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
-RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+RULES = MediaRules(
+    max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+)
 PHASES = ("rollout", "scoring", "update")
 UPDATE_PARTS = ("policy_forward", "reference_forward", "update_rest")
 IMPLS = ("ours", "public")
@@ -127,8 +137,12 @@ class CountingBackend:
         return out
 
     def take(self) -> dict:
-        counts = {"generate_calls": self.calls, "sequences": self.sequences, "generated_tokens": self.tokens,
-                  "decode_steps": self.decode_steps}
+        counts = {
+            "generate_calls": self.calls,
+            "sequences": self.sequences,
+            "generated_tokens": self.tokens,
+            "decode_steps": self.decode_steps,
+        }
         self.calls = self.tokens = self.sequences = self.decode_steps = 0
         return counts
 
@@ -143,13 +157,16 @@ def public_rollout(tr: RLTrainer, backend: CountingBackend, rows, media, seed: i
     groups = []
     for j, (row, medium) in enumerate(zip(rows, media)):
         messages = [user_message(row)]
-        ordered = backend.generate([GenerationRequest(messages, medium)],
-                                   replace(tr.sampling, n=cfg.num_generations, seed=seed + 2 * j))[0]
+        ordered = backend.generate(
+            [GenerationRequest(messages, medium)], replace(tr.sampling, n=cfg.num_generations, seed=seed + 2 * j)
+        )[0]
         shuffled, perm = [], None
         if cfg.temporal and medium.data_type == "video" and medium.num_frames > 1:
             shuffled_medium, perm = shuffle_frames(medium, generator)
-            shuffled = backend.generate([GenerationRequest(messages, shuffled_medium)],
-                                        replace(tr.sampling, n=cfg.num_generations // 2, seed=seed + 2 * j + 1))[0]
+            shuffled = backend.generate(
+                [GenerationRequest(messages, shuffled_medium)],
+                replace(tr.sampling, n=cfg.num_generations // 2, seed=seed + 2 * j + 1),
+            )[0]
         groups.append(Group(row, prompt_inputs(tr.processor, row, medium), ordered, shuffled, perm))
     return groups
 
@@ -161,10 +178,14 @@ def public_rewards(groups: list[Group], cfg: RLConfig) -> tuple[torch.Tensor, to
     totals = []
     for g in groups:
         texts = [c.text for c in g.ordered]
-        per_func = torch.tensor([accuracy_rewards(texts, g.row["solution"], g.row["problem_type"]),
-                                 format_rewards(texts)], dtype=torch.float32).T  # G x 2
+        per_func = torch.tensor(
+            [accuracy_rewards(texts, g.row["solution"], g.row["problem_type"]), format_rewards(texts)],
+            dtype=torch.float32,
+        ).T  # G x 2
         if cfg.temporal and g.shuffled:
-            shuffled_acc = torch.tensor(accuracy_rewards([c.text for c in g.shuffled], g.row["solution"], g.row["problem_type"]))
+            shuffled_acc = torch.tensor(
+                accuracy_rewards([c.text for c in g.shuffled], g.row["solution"], g.row["problem_type"])
+            )
             if per_func[:, 0].mean() >= cfg.mu * shuffled_acc.float().mean():
                 correct = per_func[:, 0] > 0.1
                 per_func[correct, 0] = per_func[correct, 0] + cfg.alpha
@@ -194,7 +215,7 @@ def public_row_logprobs(model, prompt, completion: list[int]) -> torch.Tensor:
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(ids)], dim=1)
     logits = model(**inputs).logits[:, :-1].float()  # every position of prompt + completion
     logp = logits.log_softmax(dim=-1).gather(-1, inputs["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
-    return logp[0, -len(completion):] if completion else logp[0, :0]
+    return logp[0, -len(completion) :] if completion else logp[0, :0]
 
 
 def public_group_logprobs(model, prompt, completions: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,7 +225,7 @@ def public_group_logprobs(model, prompt, completions: list[list[int]]) -> tuple[
     logp = torch.stack([torch.nn.functional.pad(r, (0, length - r.shape[0])) for r in rows])
     mask = torch.zeros_like(logp, dtype=torch.long)
     for i, c in enumerate(completions):
-        mask[i, :len(c)] = 1
+        mask[i, : len(c)] = 1
     return logp, mask
 
 
@@ -227,7 +248,7 @@ def public_step(tr: RLTrainer, backend: CountingBackend) -> dict:
         logp, mask = public_group_logprobs(tr.model, prompt, ids)
         with torch.no_grad():
             ref_logp, _ = public_group_logprobs(tr.ref_model, prompt, ids)
-        adv = advantages[k * cfg.num_generations:(k + 1) * cfg.num_generations].to(device)
+        adv = advantages[k * cfg.num_generations : (k + 1) * cfg.num_generations].to(device)
         loss, _ = policy_loss(logp, ref_logp, adv, mask, cfg.beta, aggregation=cfg.loss_aggregation)
         (loss / len(groups)).backward()
     torch.nn.utils.clip_grad_norm_(tr.model.parameters(), cfg.max_grad_norm)
@@ -248,8 +269,16 @@ def check_equivalence(tr: RLTrainer, backend: CountingBackend, atol: float) -> d
     model = tr.model
     rows, media = tr._media(data_order(len(tr.rows), 0, cfg.prompts_per_step, cfg.seed))
     model.eval()
-    groups = rollout(backend, tr.processor, rows, media, num_generations=cfg.num_generations, temporal=cfg.temporal,
-                     sampling=tr.sampling, seed=12345)
+    groups = rollout(
+        backend,
+        tr.processor,
+        rows,
+        media,
+        num_generations=cfg.num_generations,
+        temporal=cfg.temporal,
+        sampling=tr.sampling,
+        seed=12345,
+    )
     backend.take()
     totals, parts = group_rewards(groups, cfg)
     ours_rewards = torch.cat(totals)
@@ -258,8 +287,10 @@ def check_equivalence(tr: RLTrainer, backend: CountingBackend, atol: float) -> d
 
     logp_diff, ref_diff, loss_diff, tokens = 0.0, 0.0, 0.0, 0
     grads = {}
-    for name, logprobs in (("ours", lambda m, p, ids: completion_logprobs(m, p, ids, tr.pad_id)),
-                           ("public", public_group_logprobs)):
+    for name, logprobs in (
+        ("ours", lambda m, p, ids: completion_logprobs(m, p, ids, tr.pad_id)),
+        ("public", public_group_logprobs),
+    ):
         model.zero_grad(set_to_none=True)
         losses, logps, refs = [], [], []
         for k, g in enumerate(groups):
@@ -267,7 +298,7 @@ def check_equivalence(tr: RLTrainer, backend: CountingBackend, atol: float) -> d
             logp, mask = logprobs(model, g.prompt, ids)
             with torch.no_grad():
                 ref_logp, _ = logprobs(tr.ref_model, g.prompt, ids)
-            adv = ours_adv[k * cfg.num_generations:(k + 1) * cfg.num_generations]
+            adv = ours_adv[k * cfg.num_generations : (k + 1) * cfg.num_generations]
             loss, _ = policy_loss(logp, ref_logp, adv, mask, cfg.beta, aggregation=cfg.loss_aggregation)
             (loss / len(groups)).backward()
             losses.append(loss.item())
@@ -317,9 +348,20 @@ def summarize(steps: list[dict]) -> dict:
     out = {}
     for phase in (*PHASES, *UPDATE_PARTS, "total"):
         values = [s[f"{phase}_s"] for s in steps]
-        out[phase] = {"mean_s": statistics.mean(values), "median_s": statistics.median(values), "best_s": min(values),
-                      "all_s": values}
-    for key in ("generate_calls", "sequences", "generated_tokens", "decode_steps", "policy_forwards", "reference_forwards"):
+        out[phase] = {
+            "mean_s": statistics.mean(values),
+            "median_s": statistics.median(values),
+            "best_s": min(values),
+            "all_s": values,
+        }
+    for key in (
+        "generate_calls",
+        "sequences",
+        "generated_tokens",
+        "decode_steps",
+        "policy_forwards",
+        "reference_forwards",
+    ):
         out[f"{key}_per_step"] = statistics.mean(s[key] for s in steps)
     return out
 
@@ -339,13 +381,19 @@ def markdown(report: dict) -> str:
         "| speed-up (best) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    labels = {"policy_forward": "&nbsp;&nbsp;update: policy forwards", "reference_forward": "&nbsp;&nbsp;update: reference forwards",
-              "update_rest": "&nbsp;&nbsp;update: rest (log-softmax, loss, backward, optimizer)", "total": "**total**"}
+    labels = {
+        "policy_forward": "&nbsp;&nbsp;update: policy forwards",
+        "reference_forward": "&nbsp;&nbsp;update: reference forwards",
+        "update_rest": "&nbsp;&nbsp;update: rest (log-softmax, loss, backward, optimizer)",
+        "total": "**total**",
+    }
     for phase in ("rollout", "scoring", "update", *UPDATE_PARTS, "total"):
         o, p = ours[phase], pub[phase]
         name = labels.get(phase, phase)
-        lines.append(f"| {name} | {o['mean_s']:.3f} | {o['best_s']:.3f} | {p['mean_s']:.3f} | {p['best_s']:.3f} "
-                     f"| {p['mean_s'] / o['mean_s']:.2f}x | {p['median_s'] / o['median_s']:.2f}x | {p['best_s'] / o['best_s']:.2f}x |")
+        lines.append(
+            f"| {name} | {o['mean_s']:.3f} | {o['best_s']:.3f} | {p['mean_s']:.3f} | {p['best_s']:.3f} "
+            f"| {p['mean_s'] / o['mean_s']:.2f}x | {p['median_s'] / o['median_s']:.2f}x | {p['best_s'] / o['best_s']:.2f}x |"
+        )
     lines += [
         "",
         "| per step | ours | public |",
@@ -377,53 +425,76 @@ def markdown(report: dict) -> str:
 
 def interpretation(report: dict) -> str:
     """A few sentences on what the table shows, written from its numbers."""
-    c, ours, pub, target = report["config"], report["results"]["ours"], report["results"]["public"], report["target_speedup"]
+    c, ours, pub, target = (
+        report["config"],
+        report["results"]["ours"],
+        report["results"]["public"],
+        report["target_speedup"],
+    )
     total = pub["total"]["mean_s"] / ours["total"]["mean_s"]
     ratio = {ph: pub[ph]["mean_s"] / ours[ph]["mean_s"] for ph in (*PHASES, *UPDATE_PARTS)}
     saved = {ph: pub[ph]["mean_s"] - ours[ph]["mean_s"] for ph in PHASES}
     gain = sum(saved.values())
     top = max(saved, key=saved.get)
-    forwards = (f"{ours['policy_forwards_per_step'] + ours['reference_forwards_per_step']:.0f} batched forwards instead of "
-                f"{pub['policy_forwards_per_step'] + pub['reference_forwards_per_step']:.0f} one-row ones")
+    forwards = (
+        f"{ours['policy_forwards_per_step'] + ours['reference_forwards_per_step']:.0f} batched forwards instead of "
+        f"{pub['policy_forwards_per_step'] + pub['reference_forwards_per_step']:.0f} one-row ones"
+    )
     median = pub["total"]["median_s"] / ours["total"]["median_s"]
     best = pub["total"]["best_s"] / ours["total"]["best_s"]
     verdict = "met" if total >= target else "NOT met"
     if (median >= target) != (total >= target) or (best >= target) != (total >= target):
         verdict += " on means, so it is borderline"
-    text = [f"Ours takes {ours['total']['mean_s']:.2f} s per step against {pub['total']['mean_s']:.2f} s for the public "
-            f"structure: {total:.2f}x on means, {median:.2f}x on medians, {best:.2f}x best vs best; the {target}x target "
-            f"is {verdict} on this tiny CPU setup."]
+    text = [
+        f"Ours takes {ours['total']['mean_s']:.2f} s per step against {pub['total']['mean_s']:.2f} s for the public "
+        f"structure: {total:.2f}x on means, {median:.2f}x on medians, {best:.2f}x best vs best; the {target}x target "
+        f"is {verdict} on this tiny CPU setup."
+    ]
     if gain > 0:
-        text.append(f"Most of the {gain:.2f} s saved per step comes from the {top} phase "
-                    f"({100 * saved[top] / gain:.0f} %): rollout runs {ratio['rollout']:.2f}x faster with one generate call "
-                    f"for all {ours['sequences_per_step']:.0f} sequences instead of {pub['generate_calls_per_step']:.0f} "
-                    f"({ours['decode_steps_per_step']:.0f} vs {pub['decode_steps_per_step']:.0f} decoding steps), and the "
-                    f"update {ratio['update']:.2f}x with {forwards} (policy forwards {ratio['policy_forward']:.2f}x, "
-                    f"reference {ratio['reference_forward']:.2f}x, log-softmax + backward + optimizer {ratio['update_rest']:.2f}x); "
-                    "scoring is the same reward code in both and costs about a millisecond.")
+        text.append(
+            f"Most of the {gain:.2f} s saved per step comes from the {top} phase "
+            f"({100 * saved[top] / gain:.0f} %): rollout runs {ratio['rollout']:.2f}x faster with one generate call "
+            f"for all {ours['sequences_per_step']:.0f} sequences instead of {pub['generate_calls_per_step']:.0f} "
+            f"({ours['decode_steps_per_step']:.0f} vs {pub['decode_steps_per_step']:.0f} decoding steps), and the "
+            f"update {ratio['update']:.2f}x with {forwards} (policy forwards {ratio['policy_forward']:.2f}x, "
+            f"reference {ratio['reference_forward']:.2f}x, log-softmax + backward + optimizer {ratio['update_rest']:.2f}x); "
+            "scoring is the same reward code in both and costs about a millisecond."
+        )
     tok_ratio = pub["generated_tokens_per_step"] / max(1.0, ours["generated_tokens_per_step"])
     spread = max(max(r["total"]["all_s"]) / min(r["total"]["all_s"]) for r in (ours, pub))
     caveat = []
     if spread > 1.15:
-        caveat.append(f"steps of one implementation vary by up to {100 * (spread - 1):.0f} %: one batched call decodes "
-                      "until the longest of its sequences ends, so ours' rollout swings with the longest completion, and "
-                      "the 2-core machine is shared")
+        caveat.append(
+            f"steps of one implementation vary by up to {100 * (spread - 1):.0f} %: one batched call decodes "
+            "until the longest of its sequences ends, so ours' rollout swings with the longest completion, and "
+            "the 2-core machine is shared"
+        )
     if abs(tok_ratio - 1) > 0.05:
         caveat.append(f"the public side sampled {tok_ratio:.2f}x ours' tokens per step (different sampling calls)")
     if caveat:
         text.append("Read the ratios loosely: " + "; ".join(caveat) + ".")
-    text.append(f"The tiny model's vocabulary is {report['vocab_size']} tokens, so the public path's full-vocabulary "
-                "log-softmax over every position is cheap here; with a 152k vocabulary and long video prompts that term, "
-                "and its memory, grow far more than ours, which this CPU run does not measure.")
+    text.append(
+        f"The tiny model's vocabulary is {report['vocab_size']} tokens, so the public path's full-vocabulary "
+        "log-softmax over every position is cheap here; with a 152k vocabulary and long video prompts that term, "
+        "and its memory, grow far more than ours, which this CPU run does not measure."
+    )
     return " ".join(text)
 
 
 def load_cfg(args) -> RLConfig:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     train = dict(params["tiny"]["rl"]["train"])
-    train.update(prompts_per_step=args.prompts, num_generations=args.generations, temperature=1.0, top_p=1.0,
-                 max_completion_length=args.max_completion_length, steps=args.warmup + args.steps, sample_dump_steps=0,
-                 save_steps=10**9, temporal=True)
+    train.update(
+        prompts_per_step=args.prompts,
+        num_generations=args.generations,
+        temperature=1.0,
+        top_p=1.0,
+        max_completion_length=args.max_completion_length,
+        steps=args.warmup + args.steps,
+        sample_dump_steps=0,
+        save_steps=10**9,
+        temporal=True,
+    )
     return RLConfig(**train)
 
 
@@ -463,11 +534,24 @@ def main() -> None:
             ref = copy.deepcopy(base).eval().requires_grad_(False)
             batch = per_step if name == "ours" else cfg.num_generations  # ours: the rl stage's one call per step
             backends[name] = CountingBackend(TransformersBackend(model, processor, batch_size=batch))
-            trainers[name] = RLTrainer(model, ref, processor, backends[name], rows, RULES, cfg, Path(tmp) / name,
-                                       log=lambda msg: print(msg, flush=True))
+            trainers[name] = RLTrainer(
+                model,
+                ref,
+                processor,
+                backends[name],
+                rows,
+                RULES,
+                cfg,
+                Path(tmp) / name,
+                log=lambda msg: print(msg, flush=True),
+            )
             timers[name] = (ForwardTimer(model, grad_only=True), ForwardTimer(ref, grad_only=False))
-        same = all(torch.equal(a, b) for a, b in zip(trainers["ours"].model.state_dict().values(),
-                                                       trainers["public"].model.state_dict().values()))
+        same = all(
+            torch.equal(a, b)
+            for a, b in zip(
+                trainers["ours"].model.state_dict().values(), trainers["public"].model.state_dict().values()
+            )
+        )
         assert same, "the two policies must start from identical weights"
 
         def run_step(name: str) -> dict:
@@ -482,8 +566,10 @@ def main() -> None:
             out = {f"{ph}_s": rec[f"time_{ph}_s"] for ph in PHASES}
             out["total_s"] = sum(out.values())
             out["wall_s"] = wall
-            (out["policy_forward_s"], out["policy_forwards"]), (out["reference_forward_s"], out["reference_forwards"]) = \
-                (t.take() for t in timers[name])
+            (
+                (out["policy_forward_s"], out["policy_forwards"]),
+                (out["reference_forward_s"], out["reference_forwards"]),
+            ) = (t.take() for t in timers[name])
             out["update_rest_s"] = out["update_s"] - out["policy_forward_s"] - out["reference_forward_s"]
             return {**out, **backends[name].take()}
 
@@ -493,31 +579,42 @@ def main() -> None:
                 print(f"warm-up {i + 1} {name}: {r['total_s']:.2f} s", flush=True)
         steps = {name: [] for name in IMPLS}
         for i in range(args.steps):
-            for name in (IMPLS if i % 2 == 0 else IMPLS[::-1]):  # alternate which one goes first
+            for name in IMPLS if i % 2 == 0 else IMPLS[::-1]:  # alternate which one goes first
                 r = run_step(name)
                 steps[name].append(r)
-                print(f"step {i + 1} {name}: rollout {r['rollout_s']:.2f} + scoring {r['scoring_s']:.3f} + update "
-                      f"{r['update_s']:.2f} = {r['total_s']:.2f} s ({r['generate_calls']} generate calls, "
-                      f"{r['generated_tokens']} tokens)", flush=True)
+                print(
+                    f"step {i + 1} {name}: rollout {r['rollout_s']:.2f} + scoring {r['scoring_s']:.3f} + update "
+                    f"{r['update_s']:.2f} = {r['total_s']:.2f} s ({r['generate_calls']} generate calls, "
+                    f"{r['generated_tokens']} tokens)",
+                    flush=True,
+                )
         equivalence = check_equivalence(trainers["ours"], backends["ours"], args.atol)
     print(f"equivalence: {json.dumps({k: v for k, v in equivalence.items() if k != 'rewards'})}", flush=True)
 
     report = {
-        "config": {**{k: getattr(args, k) for k in ("steps", "warmup", "threads")},
-                   **{k: v for k, v in asdict(cfg).items() if k not in ("steps", "save_steps", "sample_dump_steps")},
-                   "media": asdict(RULES), "video_rows": len(rows)},
+        "config": {
+            **{k: getattr(args, k) for k in ("steps", "warmup", "threads")},
+            **{k: v for k, v in asdict(cfg).items() if k not in ("steps", "save_steps", "sample_dump_steps")},
+            "media": asdict(RULES),
+            "video_rows": len(rows),
+        },
         "model": str(model_dir.relative_to(REPO)),
         "vocab_size": base.config.text_config.vocab_size,
         "target_speedup": args.target,
         "results": {name: summarize(steps[name]) for name in IMPLS},
         "steps": steps,
-        "speedup_mean": {ph: statistics.mean(s[f"{ph}_s"] for s in steps["public"])
-                         / statistics.mean(s[f"{ph}_s"] for s in steps["ours"]) for ph in (*PHASES, *UPDATE_PARTS, "total")},
+        "speedup_mean": {
+            ph: statistics.mean(s[f"{ph}_s"] for s in steps["public"])
+            / statistics.mean(s[f"{ph}_s"] for s in steps["ours"])
+            for ph in (*PHASES, *UPDATE_PARTS, "total")
+        },
         "equivalence": equivalence,
         "machine": machine_info(transformers=transformers.__version__),
         "code": code_version(),
     }
-    report["speedup_best_total"] = report["results"]["public"]["total"]["best_s"] / report["results"]["ours"]["total"]["best_s"]
+    report["speedup_best_total"] = (
+        report["results"]["public"]["total"]["best_s"] / report["results"]["ours"]["total"]["best_s"]
+    )
     report["target_met"] = report["speedup_mean"]["total"] >= args.target
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "rl.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

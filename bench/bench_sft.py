@@ -47,7 +47,9 @@ def worker(batch: int, steps: int, warmup: int, threads: int) -> dict:
     rows = pl.read_parquet(REPO / "data" / "cot_filtered.parquet").to_dicts()
     for row in rows:
         row["media_root"] = str(REPO / row["media_root"])
-    rules = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+    rules = MediaRules(
+        max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+    )
     processor = load_processor(REPO / "models" / "base")
     model = load_model(REPO / "models" / "base")
     collator = SftCollator(processor)
@@ -66,30 +68,54 @@ def worker(batch: int, steps: int, warmup: int, threads: int) -> dict:
             stamps.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = SftConfig(output_dir=out, max_steps=warmup + steps, learning_rate=2e-3, per_device_batch_size=batch,
-                        gradient_accumulation_steps=1, bf16=False, gradient_checkpointing=False, deepspeed=None,
-                        save_steps=10**9, use_cpu=not torch.cuda.is_available(), warmup_steps=0)
+        cfg = SftConfig(
+            output_dir=out,
+            max_steps=warmup + steps,
+            learning_rate=2e-3,
+            per_device_batch_size=batch,
+            gradient_accumulation_steps=1,
+            bf16=False,
+            gradient_checkpointing=False,
+            deepspeed=None,
+            save_steps=10**9,
+            use_cpu=not torch.cuda.is_available(),
+            warmup_steps=0,
+        )
         args = cfg.training_arguments()
         args.disable_tqdm = True
-        trainer = SftTrainer(model=model, args=args, train_dataset=SftDataset(rows, rules), data_collator=counting,
-                             callbacks=[Stamp()])
+        trainer = SftTrainer(
+            model=model, args=args, train_dataset=SftDataset(rows, rules), data_collator=counting, callbacks=[Stamp()]
+        )
         trainer.train()
     seconds = stamps[-1] - stamps[warmup - 1]
-    timed_tokens = sum(tokens[warmup:warmup + steps])
-    return {"batch": batch, "steps": steps, "seconds": round(seconds, 3),
-            "samples_per_s": round(batch * steps / seconds, 2), "tokens_per_s": round(timed_tokens / seconds, 1),
-            "s_per_step": round(seconds / steps, 4), "peak_memory_mb": round(peak_memory_mb(), 1)}
+    timed_tokens = sum(tokens[warmup : warmup + steps])
+    return {
+        "batch": batch,
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "samples_per_s": round(batch * steps / seconds, 2),
+        "tokens_per_s": round(timed_tokens / seconds, 1),
+        "s_per_step": round(seconds / steps, 4),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+    }
 
 
 def markdown(report: dict) -> str:
     base = report["results"][0]
-    lines = ["# SFT throughput and peak memory (tiny model, CPU)", "",
-             f"{report['config']['steps']} timed steps after {report['config']['warmup']} warm-up steps, "
-             f"{report['config']['threads']} torch thread(s); each batch size in its own process.", "",
-             "| batch | s/step | samples/s | tokens/s | speed-up (samples/s) | peak memory MB |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# SFT throughput and peak memory (tiny model, CPU)",
+        "",
+        f"{report['config']['steps']} timed steps after {report['config']['warmup']} warm-up steps, "
+        f"{report['config']['threads']} torch thread(s); each batch size in its own process.",
+        "",
+        "| batch | s/step | samples/s | tokens/s | speed-up (samples/s) | peak memory MB |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in report["results"]:
-        lines.append(f"| {r['batch']} | {r['s_per_step']} | {r['samples_per_s']} | {r['tokens_per_s']} | "
-                     f"{r['samples_per_s'] / base['samples_per_s']:.2f}x | {r['peak_memory_mb']} |")
+        lines.append(
+            f"| {r['batch']} | {r['s_per_step']} | {r['samples_per_s']} | {r['tokens_per_s']} | "
+            f"{r['samples_per_s'] / base['samples_per_s']:.2f}x | {r['peak_memory_mb']} |"
+        )
     lines += ["", f"Baseline: batch {base['batch']} (the only batch size the public code's SFT collator supports)."]
     return "\n".join(lines) + "\n"
 
@@ -107,15 +133,34 @@ def main() -> None:
         return
     results = []
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        out = subprocess.run([sys.executable, __file__, "--worker", str(batch), "--steps", str(args.steps),
-                              "--warmup", str(args.warmup), "--threads", str(args.threads)],
-                             capture_output=True, text=True, check=True, cwd=REPO)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                str(batch),
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--threads",
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(results[-1], flush=True)
     import transformers
 
-    report = {"config": {"steps": args.steps, "warmup": args.warmup, "threads": args.threads},
-              "results": results, "code": code_version(), "machine": machine_info(transformers=transformers.__version__)}
+    report = {
+        "config": {"steps": args.steps, "warmup": args.warmup, "threads": args.threads},
+        "results": results,
+        "code": code_version(),
+        "machine": machine_info(transformers=transformers.__version__),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sft.json").write_text(json.dumps(report, indent=1) + "\n")
     (RESULTS / "sft.md").write_text(markdown(report))

@@ -36,8 +36,8 @@ for path in (REPO, REPO / "bench"):
 import polars as pl  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-
 from _env import code_version, machine_info  # noqa: E402
+
 from videor1.eval import EvalRun, ResultStore, evaluate_rows  # noqa: E402
 from videor1.generation import SamplingConfig, TransformersBackend  # noqa: E402
 from videor1.generation.vllm_engine import VLLMBackend  # noqa: E402
@@ -47,8 +47,15 @@ from videor1.rl.rollout import distinct_completions, rollout  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 BENCHMARKS = ("mvbench", "tempcompass", "videomme", "videommmu", "vsibench", "mmvu")
-RULES = MediaRules(fps=2.0, min_frames=4, max_frames=8, video_min_pixels=3136, video_max_pixels=3136,
-                   image_min_pixels=3136, image_max_pixels=7056)
+RULES = MediaRules(
+    fps=2.0,
+    min_frames=4,
+    max_frames=8,
+    video_min_pixels=3136,
+    video_max_pixels=3136,
+    image_min_pixels=3136,
+    image_max_pixels=7056,
+)
 
 
 def rollout_pass(backend, processor, rows, media, seed: int) -> tuple[float, int, float]:
@@ -61,8 +68,12 @@ def rollout_pass(backend, processor, rows, media, seed: int) -> tuple[float, int
 
 
 def eval_pass(backend, bench_dir: Path) -> tuple[float, int, list[dict]]:
-    run = EvalRun(media_root=bench_dir, rules=RULES, sampling=SamplingConfig(temperature=0.01, top_p=0.001, max_new_tokens=128),
-                  batch_size=16)
+    run = EvalRun(
+        media_root=bench_dir,
+        rules=RULES,
+        sampling=SamplingConfig(temperature=0.01, top_p=0.001, max_new_tokens=128),
+        batch_size=16,
+    )
     results, seconds = [], 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for bench in BENCHMARKS:
@@ -111,32 +122,51 @@ def main() -> None:
 
     def summary(runs: list[tuple]) -> dict:
         best = min(runs, key=lambda r: r[0])
-        return {"median_s": round(statistics.median(r[0] for r in runs), 3), "best_s": round(best[0], 3),
-                "tokens": best[1], "tokens_per_s": round(best[1] / best[0], 1)}
+        return {
+            "median_s": round(statistics.median(r[0] for r in runs), 3),
+            "best_s": round(best[0], 3),
+            "tokens": best[1],
+            "tokens_per_s": round(best[1] / best[0], 1),
+        }
 
     report = {"rollout": {}, "eval": {}}
     for name in backends:
-        report["rollout"][name] = {**summary(rollouts[name]),
-                                   "distinct_completions": round(statistics.mean(r[2] for r in rollouts[name]), 2)}
-        report["eval"][name] = {**summary(evals[name]), "rows": evals[name][0][2],
-                                "rows_per_s": round(evals[name][0][2] / min(r[0] for r in evals[name]), 2)}
+        report["rollout"][name] = {
+            **summary(rollouts[name]),
+            "distinct_completions": round(statistics.mean(r[2] for r in rollouts[name]), 2),
+        }
+        report["eval"][name] = {
+            **summary(evals[name]),
+            "rows": evals[name][0][2],
+            "rows_per_s": round(evals[name][0][2] / min(r[0] for r in evals[name]), 2),
+        }
     for part in ("rollout", "eval"):
         base = report[part]["transformers"]["tokens_per_s"]
         report[part]["vllm"]["tokens_per_s_ratio"] = round(report[part]["vllm"]["tokens_per_s"] / base, 2)
     equal = sum(a == b for a, b in zip(outputs["vllm"], outputs["transformers"]))
     report["eval"]["outputs_equal"] = f"{equal} of {len(outputs['vllm'])}"
-    result = {"benchmark": "vllm", "model": args.model, "prompts_per_step": args.prompts, "repeats": args.repeats,
-              "threads": args.threads, "vllm_engine_start_s": round(engine_start, 1), **report,
-              "code": code_version(), "machine": machine_info(transformers=transformers.__version__,
-                                                              vllm=__import__("vllm").__version__)}
+    result = {
+        "benchmark": "vllm",
+        "model": args.model,
+        "prompts_per_step": args.prompts,
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "vllm_engine_start_s": round(engine_start, 1),
+        **report,
+        "code": code_version(),
+        "machine": machine_info(transformers=transformers.__version__, vllm=__import__("vllm").__version__),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "vllm.json").write_text(json.dumps(result, indent=2) + "\n")
     r, e = report["rollout"], report["eval"]
     lines = [
-        "# vLLM against transformers (tiny profile, CPU)", "",
+        "# vLLM against transformers (tiny profile, CPU)",
+        "",
         f"Model `{args.model}` (fp32), {args.threads} torch thread(s), best of {args.repeats} interleaved repeats; "
-        f"vLLM engine start-up {result['vllm_engine_start_s']} s (not in the rates).", "",
-        "| pass | backend | best s | tokens | tokens/s | ratio to transformers | notes |", "|---|---|---|---|---|---|---|",
+        f"vLLM engine start-up {result['vllm_engine_start_s']} s (not in the rates).",
+        "",
+        "| pass | backend | best s | tokens | tokens/s | ratio to transformers | notes |",
+        "|---|---|---|---|---|---|---|",
         f"| rollout ({args.prompts} prompts, G=4 + G/2 shuffled, 128 new tokens) | transformers | {r['transformers']['best_s']} | "
         f"{r['transformers']['tokens']} | {r['transformers']['tokens_per_s']} | 1.00 | distinct per group {r['transformers']['distinct_completions']} |",
         f"| | vLLM | {r['vllm']['best_s']} | {r['vllm']['tokens']} | {r['vllm']['tokens_per_s']} | {r['vllm']['tokens_per_s_ratio']} | "
@@ -144,7 +174,8 @@ def main() -> None:
         f"| eval ({e['transformers']['rows']} rows, 8 frames, batch 16) | transformers | {e['transformers']['best_s']} | "
         f"{e['transformers']['tokens']} | {e['transformers']['tokens_per_s']} | 1.00 | {e['transformers']['rows_per_s']} rows/s |",
         f"| | vLLM | {e['vllm']['best_s']} | {e['vllm']['tokens']} | {e['vllm']['tokens_per_s']} | {e['vllm']['tokens_per_s_ratio']} | "
-        f"{e['vllm']['rows_per_s']} rows/s; outputs equal to transformers: {e['outputs_equal']} |", "",
+        f"{e['vllm']['rows_per_s']} rows/s; outputs equal to transformers: {e['outputs_equal']} |",
+        "",
     ]
     (RESULTS / "vllm.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -57,19 +57,34 @@ from videor1.rl.policy import completion_batch, completion_logprobs, separate_lo
 # The code measured, without git (the device machine's copy of the tree has no .git): a digest of these files
 CODE_FILES = ("videor1/**/*.py", "videor1/configs/*.json", "bench/gpu_step.py", "bench/device/*")
 
-TINY_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},
-                 # a small vocabulary (the vision tokens moved into it): at 152k, bf16 on a CPU spends minutes on the head
-                 vocab_size=4096, vision_start_token_id=4092, vision_end_token_id=4093, image_token_id=4094,
-                 video_token_id=4095, bos_token_id=4090, eos_token_id=4091)
-TINY_VISION = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
-                   fullatt_block_indexes=[1])
+TINY_TEXT = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},
+    # a small vocabulary (the vision tokens moved into it): at 152k, bf16 on a CPU spends minutes on the head
+    vocab_size=4096,
+    vision_start_token_id=4092,
+    vision_end_token_id=4093,
+    image_token_id=4094,
+    video_token_id=4095,
+    bos_token_id=4090,
+    eos_token_id=4091,
+)
+TINY_VISION = dict(
+    depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128, fullatt_block_indexes=[1]
+)
 
 
-def build_model(config: Qwen2_5_VLConfig, device: torch.device, attn: str = "sdpa") -> Qwen2_5_VLForConditionalGeneration:
+def build_model(
+    config: Qwen2_5_VLConfig, device: torch.device, attn: str = "sdpa"
+) -> Qwen2_5_VLForConditionalGeneration:
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16,
-                                                                attn_implementation=check_attention(attn))
+        model = Qwen2_5_VLForConditionalGeneration._from_config(
+            config, dtype=torch.bfloat16, attn_implementation=check_attention(attn)
+        )
     use_reference_positions(model)
     return model
 
@@ -79,22 +94,32 @@ def video_prompt(config: Qwen2_5_VLConfig, frames: int, pixels: int, text_tokens
     g = torch.Generator().manual_seed(seed)
     per_frame = pixels // (14 * 14)
     # a grid of h × w patches, both even (the 2 × 2 merge), as square as the pixels allow: 128·28·28 is 16 × 32
-    exact = [h for h in range(2, int(per_frame ** 0.5) + 1, 2) if per_frame % h == 0 and per_frame // h % 2 == 0]
+    exact = [h for h in range(2, int(per_frame**0.5) + 1, 2) if per_frame % h == 0 and per_frame // h % 2 == 0]
     h = exact[-1] if exact else 2 * int((per_frame // 4) ** 0.5)
     w = per_frame // h - per_frame // h % 2
     grid = torch.tensor([[frames // 2, h, w]])
     video_tokens = int(grid.prod()) // 4
     before, after = text_tokens // 2, text_tokens - text_tokens // 2
     vocab = config.text_config.vocab_size
-    ids = torch.cat([text_ids(before, g, vocab), torch.tensor([config.vision_start_token_id]),
-                     torch.full((video_tokens,), config.video_token_id), torch.tensor([config.vision_end_token_id]),
-                     text_ids(after, g, vocab)]).unsqueeze(0)
+    ids = torch.cat(
+        [
+            text_ids(before, g, vocab),
+            torch.tensor([config.vision_start_token_id]),
+            torch.full((video_tokens,), config.video_token_id),
+            torch.tensor([config.vision_end_token_id]),
+            text_ids(after, g, vocab),
+        ]
+    ).unsqueeze(0)
     kinds = torch.zeros_like(ids)
     kinds[ids == config.video_token_id] = 2
-    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids, device=device),
-            "mm_token_type_ids": kinds.to(device),
-            "pixel_values_videos": torch.randn(int(grid.prod()), 3 * 2 * 14 * 14, generator=g).to(device, torch.bfloat16),
-            "video_grid_thw": grid.to(device), "second_per_grid_ts": torch.tensor([1.0], device=device)}
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": torch.ones_like(ids, device=device),
+        "mm_token_type_ids": kinds.to(device),
+        "pixel_values_videos": torch.randn(int(grid.prod()), 3 * 2 * 14 * 14, generator=g).to(device, torch.bfloat16),
+        "video_grid_thw": grid.to(device),
+        "second_per_grid_ts": torch.tensor([1.0], device=device),
+    }
 
 
 def text_ids(n: int, g: torch.Generator, vocab_size: int) -> torch.Tensor:
@@ -141,11 +166,17 @@ def measure(step, forward_flops: int, device: torch.device, held, steps: int) ->
         step()
     seconds = min(times)
     reserved = torch.cuda.max_memory_reserved() / 2**30 if device.type == "cuda" else None
-    return {"seconds": seconds, "seconds_all": times, "warmup_seconds": warmup, "peak_gib": peak / 2**30,
-            "peak_reserved_gib": reserved,
-            "executed_tflop": counter.get_total_flops() / 1e12, "model_tflop": forward_flops / 1e12,
-            "executed_tflops_per_s": counter.get_total_flops() / seconds / 1e12,
-            "model_tflops_per_s": forward_flops / seconds / 1e12}
+    return {
+        "seconds": seconds,
+        "seconds_all": times,
+        "warmup_seconds": warmup,
+        "peak_gib": peak / 2**30,
+        "peak_reserved_gib": reserved,
+        "executed_tflop": counter.get_total_flops() / 1e12,
+        "model_tflop": forward_flops / 1e12,
+        "executed_tflops_per_s": counter.get_total_flops() / seconds / 1e12,
+        "model_tflops_per_s": forward_flops / seconds / 1e12,
+    }
 
 
 def forward_flops(fn) -> int:
@@ -159,7 +190,9 @@ def code_version() -> dict:
     session can tell its tree from the record) and the commit where a ``.git`` directory is there to read (no git
     binary is run)."""
     digest = hashlib.sha256()
-    files = sorted({p for pattern in CODE_FILES for p in REPO.glob(pattern) if p.is_file() and "__pycache__" not in p.parts})
+    files = sorted(
+        {p for pattern in CODE_FILES for p in REPO.glob(pattern) if p.is_file() and "__pycache__" not in p.parts}
+    )
     for path in files:
         digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return {"sha256": digest.hexdigest(), "files": len(files), "commit": read_commit(REPO / ".git")}
@@ -185,13 +218,23 @@ def machine_info(device: torch.device) -> dict:
     import numpy
     import transformers
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "torch": torch.__version__, "transformers": transformers.__version__, "numpy": numpy.__version__,
-            "cuda": torch.version.cuda}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+        "cuda": torch.version.cuda,
+    }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(gpu=props.name, gpu_memory_gib=props.total_memory / 2**30, capability=f"{props.major}.{props.minor}",
-                    cudnn=torch.backends.cudnn.version())
+        info.update(
+            gpu=props.name,
+            gpu_memory_gib=props.total_memory / 2**30,
+            capability=f"{props.major}.{props.minor}",
+            cudnn=torch.backends.cudnn.version(),
+        )
     return info
 
 
@@ -204,21 +247,28 @@ def write_outputs(out: Path, record: dict) -> None:
 
 def markdown(record: dict) -> str:
     s, m = record["shapes"], record["machine"]
-    lines = [f"# One RL and one SFT step, Qwen2.5-VL architecture ({record['params'] / 1e9:.2f}B), {record['device']}", "",
-             f"Prompt {s['prompt_tokens']} tokens ({s['vision_patches']} vision patches: {s['frames']} frames at "
-             f"{s['pixels']} pixels), G = {s['generations']}, completions up to {s['completion']} tokens; bf16 weights, "
-             f"gradients and AdamW; gradient checkpointing on; attention `{record['attn_implementation']}`; "
-             f"{record['steps']} timed steps after a warm-up (seconds: the fastest); MFU against "
-             f"{record['peak_tflops']:g} TFLOP/s.", "",
-             f"torch {m['torch']} (CUDA {m['cuda']}), transformers {m['transformers']}, Python {m['python']}; code "
-             f"sha256 `{record['code']['sha256'][:16]}`, commit `{record['code']['commit'] or 'unknown'}`.", "",
-             "| stage | status | seconds | peak GiB | plan GiB | plan/measured | model TFLOP | TFLOP/s | MFU | HFU |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# One RL and one SFT step, Qwen2.5-VL architecture ({record['params'] / 1e9:.2f}B), {record['device']}",
+        "",
+        f"Prompt {s['prompt_tokens']} tokens ({s['vision_patches']} vision patches: {s['frames']} frames at "
+        f"{s['pixels']} pixels), G = {s['generations']}, completions up to {s['completion']} tokens; bf16 weights, "
+        f"gradients and AdamW; gradient checkpointing on; attention `{record['attn_implementation']}`; "
+        f"{record['steps']} timed steps after a warm-up (seconds: the fastest); MFU against "
+        f"{record['peak_tflops']:g} TFLOP/s.",
+        "",
+        f"torch {m['torch']} (CUDA {m['cuda']}), transformers {m['transformers']}, Python {m['python']}; code "
+        f"sha256 `{record['code']['sha256'][:16]}`, commit `{record['code']['commit'] or 'unknown'}`.",
+        "",
+        "| stage | status | seconds | peak GiB | plan GiB | plan/measured | model TFLOP | TFLOP/s | MFU | HFU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for stage, r in record["results"].items():
         if r["status"] == "ok":
-            lines.append(f"| {stage} | ok | {r['seconds']:.2f} | {r['peak_gib']:.2f} | {r['plan_gib']:.2f} | "
-                         f"{r['plan_over_measured']:.2f} | {r['model_tflop']:.4g} | {r['model_tflops_per_s']:.4g} | "
-                         f"{r['mfu']:.1%} | {r['hfu']:.1%} |")
+            lines.append(
+                f"| {stage} | ok | {r['seconds']:.2f} | {r['peak_gib']:.2f} | {r['plan_gib']:.2f} | "
+                f"{r['plan_over_measured']:.2f} | {r['model_tflop']:.4g} | {r['model_tflops_per_s']:.4g} | "
+                f"{r['mfu']:.1%} | {r['hfu']:.1%} |"
+            )
         else:
             lines.append(f"| {stage} | {r['status']} | | | {r['plan_gib']:.2f} | | | | | |")
     for stage, r in record["results"].items():
@@ -232,7 +282,9 @@ def markdown(record: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(CONFIGS / "qwen2_5_vl_7b.json"))
-    ap.add_argument("--tiny", action="store_true", help="toy widths and shapes, on the CPU: a smoke test of this script")
+    ap.add_argument(
+        "--tiny", action="store_true", help="toy widths and shapes, on the CPU: a smoke test of this script"
+    )
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--pixels", type=int, default=128 * 28 * 28)
     ap.add_argument("--prompt-text", type=int, default=256)
@@ -240,12 +292,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--completion", type=int, default=768)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--stages", default="rl,sft", help="comma-separated, run in this order: rl, sft")
-    ap.add_argument("--attn", default="sdpa", choices=ATTENTION,
-                    help="the model's attn_implementation (videor1.models.loading.check_attention)")
+    ap.add_argument(
+        "--attn",
+        default="sdpa",
+        choices=ATTENTION,
+        help="the model's attn_implementation (videor1.models.loading.check_attention)",
+    )
     ap.add_argument("--peak-tflops", type=float, default=790.0)
-    default_out = Path(os.environ["OUT"]) / "gpu_step" if os.environ.get("OUT") else REPO / "bench" / "results" / "gpu_step"
-    ap.add_argument("--out", default=str(default_out),
-                    help="path stem of the .json and .md (default: $OUT/gpu_step where $OUT is set, else bench/results/gpu_step)")
+    default_out = (
+        Path(os.environ["OUT"]) / "gpu_step" if os.environ.get("OUT") else REPO / "bench" / "results" / "gpu_step"
+    )
+    ap.add_argument(
+        "--out",
+        default=str(default_out),
+        help="path stem of the .json and .md (default: $OUT/gpu_step where $OUT is set, else bench/results/gpu_step)",
+    )
     ap.add_argument("--code-version", action="store_true", help="print the code digest and commit, and exit")
     ap.add_argument("--plan-only", action="store_true", help="write the plan (the record before any step) and exit")
     args = ap.parse_args(argv)
@@ -270,10 +331,24 @@ def main(argv: list[str] | None = None) -> int:
     shape = ModelShape.from_config(config)
     prompt = video_prompt(config, args.frames, args.pixels, args.prompt_text, device, seed=0)
     prompt_tokens, patches = prompt["input_ids"].shape[1], prompt["pixel_values_videos"].shape[0]
-    runs = {"rl": RunShape("rl", prompt_tokens=prompt_tokens, completion_tokens=args.completion,
-                           completions=args.generations, vision_patches=patches, sharding="none", master_bytes=2),
-            "sft": RunShape("sft", prompt_tokens=prompt_tokens + args.completion, vision_patches=patches,
-                            sharding="none", master_bytes=2)}
+    runs = {
+        "rl": RunShape(
+            "rl",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=args.completion,
+            completions=args.generations,
+            vision_patches=patches,
+            sharding="none",
+            master_bytes=2,
+        ),
+        "sft": RunShape(
+            "sft",
+            prompt_tokens=prompt_tokens + args.completion,
+            vision_patches=patches,
+            sharding="none",
+            master_bytes=2,
+        ),
+    }
     gpu_gb = torch.cuda.get_device_properties(device).total_memory / 2**30 if device.type == "cuda" else 0.0
     results = {}
     for stage in stages:
@@ -283,14 +358,32 @@ def main(argv: list[str] | None = None) -> int:
             terms["reference model (bf16), held beside"] = plan.terms["weights (bf16)"]
         planned = plan.total_gb + (plan.terms["weights (bf16)"] if stage == "sft" else 0.0)
         results[stage] = {"status": "pending", "plan_gib": planned, "plan_terms_gib": terms}
-    record = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "params": shape.params,
-              "shapes": {"frames": args.frames, "pixels": args.pixels, "prompt_tokens": prompt_tokens,
-                         "vision_patches": patches, "generations": args.generations, "completion": args.completion},
-              "steps": args.steps, "attn_implementation": args.attn, "peak_tflops": args.peak_tflops, "tiny": args.tiny,
-              "results": results, "code": code_version(), "machine": machine_info(device), "argv": sys.argv[1:]}
+    record = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "params": shape.params,
+        "shapes": {
+            "frames": args.frames,
+            "pixels": args.pixels,
+            "prompt_tokens": prompt_tokens,
+            "vision_patches": patches,
+            "generations": args.generations,
+            "completion": args.completion,
+        },
+        "steps": args.steps,
+        "attn_implementation": args.attn,
+        "peak_tflops": args.peak_tflops,
+        "tiny": args.tiny,
+        "results": results,
+        "code": code_version(),
+        "machine": machine_info(device),
+        "argv": sys.argv[1:],
+    }
     write_outputs(out, record)
-    print(f"plan written to {out.with_suffix('.json')}: "
-          + ", ".join(f"{k} {r['plan_gib']:.1f} GiB" for k, r in results.items()), flush=True)
+    print(
+        f"plan written to {out.with_suffix('.json')}: "
+        + ", ".join(f"{k} {r['plan_gib']:.1f} GiB" for k, r in results.items()),
+        flush=True,
+    )
     if args.plan_only:
         return 0
 
@@ -300,8 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         reference = copy.deepcopy(policy).requires_grad_(False).eval()
     except Exception as e:  # an attention implementation the image lacks, say: the record says so
         for r in results.values():
-            r.update(status="failed", error=f"building the model: {type(e).__name__}: {str(e)[:2000]}",
-                     traceback=traceback.format_exc()[-8000:])
+            r.update(
+                status="failed",
+                error=f"building the model: {type(e).__name__}: {str(e)[:2000]}",
+                traceback=traceback.format_exc()[-8000:],
+            )
         write_outputs(out, record)
         print(markdown(record), flush=True)
         return 1
@@ -325,9 +421,14 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.zero_grad(set_to_none=True)
 
     answer = torch.tensor([rollouts[0]], device=device)
-    sft_inputs = {**prompt, "input_ids": torch.cat([prompt["input_ids"], answer], dim=1),
-                  "attention_mask": torch.ones(1, prompt["input_ids"].shape[1] + answer.shape[1], dtype=torch.long, device=device),
-                  "mm_token_type_ids": torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(answer)], dim=1)}
+    sft_inputs = {
+        **prompt,
+        "input_ids": torch.cat([prompt["input_ids"], answer], dim=1),
+        "attention_mask": torch.ones(
+            1, prompt["input_ids"].shape[1] + answer.shape[1], dtype=torch.long, device=device
+        ),
+        "mm_token_type_ids": torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(answer)], dim=1),
+    }
     sft_inputs["labels"] = torch.cat([torch.full_like(prompt["input_ids"], -100), answer], dim=1)
 
     def sft_step():
@@ -338,8 +439,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def rl_model_flops() -> int:  # 3 × the policy's forward (forward + backward) + the reference's forward
         ids, mask = completion_batch(rollouts, pad, device)
-        return (3 * forward_flops(lambda: separate_logprobs(policy, prompt, ids, mask))
-                + forward_flops(lambda: completion_logprobs(reference, prompt, rollouts, pad)))
+        return 3 * forward_flops(lambda: separate_logprobs(policy, prompt, ids, mask)) + forward_flops(
+            lambda: completion_logprobs(reference, prompt, rollouts, pad)
+        )
 
     def sft_model_flops() -> int:
         return 3 * forward_flops(lambda: policy(**sft_inputs, use_cache=False))
@@ -358,11 +460,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{stage}: running", flush=True)
         try:
             r.update(measure(step, model_flops(), device, held, args.steps))
-            r.update(status="ok", plan_over_measured=r["plan_gib"] / r["peak_gib"],
-                     mfu=r["model_tflops_per_s"] / args.peak_tflops, hfu=r["executed_tflops_per_s"] / args.peak_tflops)
+            r.update(
+                status="ok",
+                plan_over_measured=r["plan_gib"] / r["peak_gib"],
+                mfu=r["model_tflops_per_s"] / args.peak_tflops,
+                hfu=r["executed_tflops_per_s"] / args.peak_tflops,
+            )
         except Exception as e:  # out of memory above all: record it, free what the step held, go on to the next
             failed = True
-            r.update(status="failed", error=f"{type(e).__name__}: {str(e)[:2000]}", traceback=traceback.format_exc()[-8000:])
+            r.update(
+                status="failed", error=f"{type(e).__name__}: {str(e)[:2000]}", traceback=traceback.format_exc()[-8000:]
+            )
             if device.type == "cuda":
                 r["peak_gib_at_failure"] = torch.cuda.max_memory_allocated(device) / 2**30
             print(f"{stage}: FAILED {r['error'][:500]}", flush=True)

@@ -26,19 +26,28 @@ def crash_silent_runs(grace_seconds: float) -> Automation:
     return Automation(
         name=NAME,
         description="A flow run that sent a heartbeat and then neither another one nor a final state in time has lost "
-                    "its process: mark it Crashed so it can be retried.",
+        "its process: mark it Crashed so it can be retried.",
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
-                    "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
             within=timedelta(seconds=grace_seconds),
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED,
-                                    message=f"No heartbeat for {grace_seconds:g} s: the flow run's process is gone.")],
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"No heartbeat for {grace_seconds:g} s: the flow run's process is gone.",
+            )
+        ],
     )
 
 
@@ -52,8 +61,12 @@ def install(grace_seconds: float) -> Automation:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grace", type=float, default=90.0,
-                        help="seconds without a heartbeat before a run counts as crashed (more than the heartbeat period)")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=90.0,
+        help="seconds without a heartbeat before a run counts as crashed (more than the heartbeat period)",
+    )
     automation = install(parser.parse_args().grace)
     print(f"automation {automation.name!r} ({automation.id})")
 

@@ -31,16 +31,16 @@ BRANCH_PREFIX = "videor1/run/"
 
 @dataclass(frozen=True)
 class Output:
-    path: str       # relative to the project root
-    stage: str      # the stage that makes it, named as `dvc repro` run at the root names it
-    cached: bool    # in the DVC cache, so a DVC remote can carry it
-    in_git: bool    # uncached and not git-ignored: git carries it
+    path: str  # relative to the project root
+    stage: str  # the stage that makes it, named as `dvc repro` run at the root names it
+    cached: bool  # in the DVC cache, so a DVC remote can carry it
+    in_git: bool  # uncached and not git-ignored: git carries it
 
 
 @dataclass(frozen=True)
 class StageIO:
     outs: list[Output]
-    inputs: list[Output]   # the outputs of other stages this stage depends on (code and params are in git)
+    inputs: list[Output]  # the outputs of other stages this stage depends on (code and params are in git)
 
 
 def stage_target(stage, project: Path) -> str:
@@ -61,11 +61,15 @@ def dvc_repo(project: Path):
 def stage_io(project: Path, target: str) -> StageIO:
     """The stage's outputs and its inputs from other stages: what a checkout must pull, make or publish for it."""
     with dvc_repo(project) as repo:
-        ignored = _git_ignored(project, [os.path.relpath(o.fs_path, project) for s in repo.index.stages for o in s.outs])
+        ignored = _git_ignored(
+            project, [os.path.relpath(o.fs_path, project) for s in repo.index.stages for o in s.outs]
+        )
 
         def output(out) -> Output:
             path = os.path.relpath(out.fs_path, project)
-            return Output(path, stage_target(out.stage, project), out.use_cache, not out.use_cache and path not in ignored)
+            return Output(
+                path, stage_target(out.stage, project), out.use_cache, not out.use_cache and path not in ignored
+            )
 
         (stage,) = repo.stage.collect(target)
         everyone = [o for s in repo.index.stages for o in s.outs if s.addressing != stage.addressing]
@@ -78,8 +82,13 @@ def stage_io(project: Path, target: str) -> StageIO:
 
 
 def _git_ignored(project: Path, paths: list[str]) -> set[str]:
-    out = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=project, input="\n".join(paths),
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        cwd=project,
+        input="\n".join(paths),
+        capture_output=True,
+        text=True,
+    )
     return set(out.stdout.split())
 
 
@@ -100,7 +109,9 @@ class RunCheckout:
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         out = subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True)
         if check and out.returncode != 0:
-            raise RuntimeError(f"git {' '.join(args)} failed in {self.root}: {out.stderr.strip() or out.stdout.strip()}")
+            raise RuntimeError(
+                f"git {' '.join(args)} failed in {self.root}: {out.stderr.strip() or out.stdout.strip()}"
+            )
         return out
 
     def dvc(self, command: str, **kwargs):
@@ -124,7 +135,12 @@ class RunCheckout:
     def sync(self) -> None:
         """The branch's tip, replacing this checkout's tracked files (a worker's checkout holds no work of its own);
         ignored files (DVC-linked outputs, checkpoints) stay, and DVC compares them with the new dvc.lock."""
-        self.git("fetch", "--quiet", self.git_remote, f"+refs/heads/{self.branch}:refs/remotes/{self.git_remote}/{self.branch}")
+        self.git(
+            "fetch",
+            "--quiet",
+            self.git_remote,
+            f"+refs/heads/{self.branch}:refs/remotes/{self.git_remote}/{self.branch}",
+        )
         self.git("checkout", "--quiet", "-f", "-B", self.branch, f"refs/remotes/{self.git_remote}/{self.branch}")
         self.git("clean", "--quiet", "-f", "--", "dvc.lock")  # a lock the branch lacks records runs it never got
 
@@ -145,8 +161,11 @@ class RunCheckout:
         if all_tracked:
             self.git("add", "-u")
         if self.git("diff", "--cached", "--quiet", check=False).returncode != 0:
-            identity = [] if self.git("config", "user.email", check=False).stdout.strip() else \
-                ["-c", "user.name=videor1", "-c", "user.email=videor1@localhost"]
+            identity = (
+                []
+                if self.git("config", "user.email", check=False).stdout.strip()
+                else ["-c", "user.name=videor1", "-c", "user.email=videor1@localhost"]
+            )
             self.git(*identity, "commit", "--quiet", "--no-verify", "-m", message)
         self.git("push", "--quiet", self.git_remote, f"HEAD:refs/heads/{self.branch}")
 
@@ -166,8 +185,10 @@ def prepare_inputs(checkout: RunCheckout, target: str, io: StageIO, run_here) ->
             run_here(out.stage)
         elif not (checkout.root / out.path).exists():
             carrier = f"DVC remote {checkout.dvc_remote!r}" if out.cached else f"git branch {checkout.branch!r}"
-            raise RuntimeError(f"{target}: input {out.path} (made by stage {out.stage}) is not on the {carrier}; "
-                               f"run {out.stage} first (or push its outputs there)")
+            raise RuntimeError(
+                f"{target}: input {out.path} (made by stage {out.stage}) is not on the {carrier}; "
+                f"run {out.stage} first (or push its outputs there)"
+            )
 
 
 def run_on_checkout(checkout: RunCheckout, stage: str, run_here) -> bool:

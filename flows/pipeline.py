@@ -62,8 +62,9 @@ def plan(project: Path) -> list[tuple[str, list[str]]]:
 
 
 @flow(name="videor1-pipeline")
-def pipeline(profile: str = "tiny", use_deployments: bool = True, project: str | None = None,
-             remote: str | None = None) -> dict[str, str]:
+def pipeline(
+    profile: str = "tiny", use_deployments: bool = True, project: str | None = None, remote: str | None = None
+) -> dict[str, str]:
     """Run the whole pipeline on the given profile (params.yaml is switched to it if needed). ``remote``: a DVC
     remote's name to run each pool's stages in its worker's own checkout (default: params.yaml's, else none)."""
     from prefect.runtime import flow_run
@@ -74,10 +75,13 @@ def pipeline(profile: str = "tiny", use_deployments: bool = True, project: str |
     remote = remote or settings.get("remote")
     checkout = None
     if remote:  # the same branch on a retry of this flow run: finished stages are found there and skipped
-        checkout = RunCheckout(root, f"{BRANCH_PREFIX}{flow_run.get_name() or 'local'}", remote,
-                               settings.get("git_remote") or "origin")
+        checkout = RunCheckout(
+            root, f"{BRANCH_PREFIX}{flow_run.get_name() or 'local'}", remote, settings.get("git_remote") or "origin"
+        )
         checkout.start()
-        logger.info(f"run branch {checkout.branch} on git remote {checkout.git_remote!r}, data on DVC remote {remote!r}")
+        logger.info(
+            f"run branch {checkout.branch} on git remote {checkout.git_remote!r}, data on DVC remote {remote!r}"
+        )
     subprocess.run([sys.executable, "-m", "tasks.profile", profile], cwd=root, check=True, capture_output=True)
     if checkout is not None:
         checkout.commit(f"{checkout.branch}: profile {profile}", all_tracked=True)
@@ -90,8 +94,12 @@ def pipeline(profile: str = "tiny", use_deployments: bool = True, project: str |
             continue
         # one machine: the child runs in this checkout; a spanning run: in its own worker's checkout
         where = {"handoff": handoff} if handoff else {"project": str(root)}
-        child = run_deployment(f"videor1-stages/{pool}", parameters={"stages": group, "pool": pool, **where},
-                               as_subflow=True, poll_interval=2)
+        child = run_deployment(
+            f"videor1-stages/{pool}",
+            parameters={"stages": group, "pool": pool, **where},
+            as_subflow=True,
+            poll_interval=2,
+        )
         if not child.state.is_completed():
             raise RuntimeError(f"{pool} stages {group} ended {child.state.name}: see flow run {child.id}")
         results.update({stage: "done" for stage in group})

@@ -68,8 +68,14 @@ def _repro_unless_up_to_date(stage: str, root: Path, python: str | None, logger)
     if up_to_date(stage, root):
         logger.info(f"{stage}: up to date, skipped")
         return False
-    proc = subprocess.Popen([*DVC, "repro", "--single-item", stage], cwd=root, env=stage_env(python), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*DVC, "repro", "--single-item", stage],
+        cwd=root,
+        env=stage_env(python),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     for line in proc.stdout:
         if line.strip():
             logger.info(line.rstrip()[-2000:])
@@ -79,7 +85,9 @@ def _repro_unless_up_to_date(stage: str, root: Path, python: str | None, logger)
 
 
 @flow(name="videor1-stages", flow_run_name="{pool}: {stages}")
-def stages(stages: list[str], pool: str = "cpu", project: str | None = None, handoff: dict | None = None) -> dict[str, str]:
+def stages(
+    stages: list[str], pool: str = "cpu", project: str | None = None, handoff: dict | None = None
+) -> dict[str, str]:
     """Run ``stages`` in order in ``project`` (default: the working directory, which a deployment's pull step sets
     to this worker's checkout); retries from params.yaml. ``handoff``: see flows/checkout.py."""
     root = Path(project or os.getcwd()).resolve()
@@ -87,6 +95,8 @@ def stages(stages: list[str], pool: str = "cpu", project: str | None = None, han
         RunCheckout(root, **handoff).sync()
     p = orchestration_params(root)
     python = p.get("gpu_python") if pool == "gpu" else None
-    runner = run_stage.with_options(retries=int(p.get("retries", 0)), retry_delay_seconds=float(p.get("retry_delay_seconds", 0)))
+    runner = run_stage.with_options(
+        retries=int(p.get("retries", 0)), retry_delay_seconds=float(p.get("retry_delay_seconds", 0))
+    )
     results = {stage: runner(stage, str(root), python, handoff) for stage in stages}
     return {stage: r.result() if isinstance(r, State) else r for stage, r in results.items()}  # "ran" | "skipped"

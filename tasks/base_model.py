@@ -12,10 +12,17 @@ import json
 import os
 from pathlib import Path
 
-from videor1.io import atomic_path
 from videor1.cot import ScriptedTeacher
+from videor1.io import atomic_path
+from videor1.models import (
+    TinyModelConfig,
+    build_processor,
+    build_tiny_model,
+    build_tokenizer,
+    check_model_dir,
+    save_model_dir,
+)
 from videor1.prompts import prompt_text
-from videor1.models import TinyModelConfig, build_processor, build_tiny_model, build_tokenizer, check_model_dir, save_model_dir
 
 from .params import set_threads, stage_params
 
@@ -38,7 +45,11 @@ def tokenizer_corpus(row_files: list[str], rationale_facts: str | None = None) -
 
 def build_tiny(p: dict) -> None:
     tok = p["tokenizer"]
-    tokenizer = build_tokenizer(tok["kind"], corpus=tokenizer_corpus(tok.get("corpus", []), tok.get("rationale_facts")), vocab_size=tok["vocab_size"])
+    tokenizer = build_tokenizer(
+        tok["kind"],
+        corpus=tokenizer_corpus(tok.get("corpus", []), tok.get("rationale_facts")),
+        vocab_size=tok["vocab_size"],
+    )
     model = build_tiny_model(TinyModelConfig(seed=p["seed"], **p["model"]), tokenizer)
     processor = build_processor(tokenizer, **p["processor"])
     save_model_dir(model, processor, OUT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -46,8 +45,10 @@ def main() -> None:
     write_jsonl(OUT_QUARANTINE, result.quarantine)
     write_json(OUT_METRICS, result.metrics)
     m = result.metrics
-    print(f"collected {m['rows']} rows, quarantined {m['quarantined']} {m['quarantined_by_step']}, "
-          f"media probed {m['media']['probed_this_run']} / cached {m['media']['from_cache']}")
+    print(
+        f"collected {m['rows']} rows, quarantined {m['quarantined']} {m['quarantined_by_step']}, "
+        f"media probed {m['media']['probed_this_run']} / cached {m['media']['from_cache']}"
+    )
 
 
 if __name__ == "__main__":

@@ -50,22 +50,44 @@ def make_teacher(p: dict) -> Teacher:
     if kind not in ("transformers", "vllm"):
         raise ValueError(f"cot.teacher must be scripted, transformers or vllm, got {kind!r}")
     model_dir = check_model_dir(p["model"])
-    backend = make_backend(kind, str(model_dir), batch_size=p["batch_size"], device=p.get("device", "cpu"),
-                           dtype=p.get("dtype", "float32"), tensor_parallel_size=tensor_parallel_size(p.get("tensor_parallel_size")),
-                           max_model_len=p["max_model_len"], seed=p.get("seed", 0),
-                           attn_implementation=p.get("attn_implementation", "sdpa"))
-    sampling = SamplingConfig(temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"], seed=p.get("seed", 0))
-    return ModelTeacher(backend, load_processor(model_dir), sampling=sampling, rules=MediaRules(**p["media"]),
-                        max_prompt_tokens=p["max_model_len"] - p["max_new_tokens"], model_signature=model_signature(model_dir),
-                        backend_name=kind, media_workers=p.get("media_workers", 2))
+    backend = make_backend(
+        kind,
+        str(model_dir),
+        batch_size=p["batch_size"],
+        device=p.get("device", "cpu"),
+        dtype=p.get("dtype", "float32"),
+        tensor_parallel_size=tensor_parallel_size(p.get("tensor_parallel_size")),
+        max_model_len=p["max_model_len"],
+        seed=p.get("seed", 0),
+        attn_implementation=p.get("attn_implementation", "sdpa"),
+    )
+    sampling = SamplingConfig(
+        temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"], seed=p.get("seed", 0)
+    )
+    return ModelTeacher(
+        backend,
+        load_processor(model_dir),
+        sampling=sampling,
+        rules=MediaRules(**p["media"]),
+        max_prompt_tokens=p["max_model_len"] - p["max_new_tokens"],
+        model_signature=model_signature(model_dir),
+        backend_name=kind,
+        media_workers=p.get("media_workers", 2),
+    )
 
 
 def cot_table(rows: list[dict], records: list[dict]) -> pl.DataFrame:
     done = [(row, rec) for row, rec in zip(rows, records) if rec["completion"] is not None]
     table = pl.DataFrame(
-        [{**{k: v for k, v in row.items() if k != "process"}, "completion": rec["completion"],
-          "teacher_spoil": rec["meta"].get("spoil"), "completion_tokens": rec["meta"].get("completion_tokens")}
-         for row, rec in done],
+        [
+            {
+                **{k: v for k, v in row.items() if k != "process"},
+                "completion": rec["completion"],
+                "teacher_spoil": rec["meta"].get("spoil"),
+                "completion_tokens": rec["meta"].get("completion_tokens"),
+            }
+            for row, rec in done
+        ],
         schema_overrides={"teacher_spoil": pl.Utf8, "completion_tokens": pl.Int64},
     )
     return COT_SCHEMA.validate(table)
@@ -84,38 +106,55 @@ def main() -> None:
     start = time.perf_counter()
     with tqdm(total=len(rows), desc=f"cot ({p['teacher']})", unit="row", dynamic_ncols=True) as bar:
         try:
-            records, generated = generate_cot(rows, teacher, store, batch_size=p["batch_size"], max_attempts=max_attempts,
-                                              on_progress=bar.update)
+            records, generated = generate_cot(
+                rows, teacher, store, batch_size=p["batch_size"], max_attempts=max_attempts, on_progress=bar.update
+            )
         except TeacherDied as err:
             sys.exit(f"cot: stopped: {err}. Every finished row is kept in {LOG}; rerun the stage to go on.")
     seconds = time.perf_counter() - start
-    errors = [{"problem_id": row["problem_id"], "data_source": row["data_source"], "path": row["path"], "reason": rec["error"],
-               "attempts": rec.get("attempts", 1), "will_retry": bool(rec.get("retry")) and rec.get("attempts", 1) < max_attempts}
-              for row, rec in zip(rows, records) if rec["completion"] is None]
+    errors = [
+        {
+            "problem_id": row["problem_id"],
+            "data_source": row["data_source"],
+            "path": row["path"],
+            "reason": rec["error"],
+            "attempts": rec.get("attempts", 1),
+            "will_retry": bool(rec.get("retry")) and rec.get("attempts", 1) < max_attempts,
+        }
+        for row, rec in zip(rows, records)
+        if rec["completion"] is None
+    ]
     retrying = sum(e["will_retry"] for e in errors)
     if len(errors) == len(rows):
-        sys.exit(f"cot: the teacher processed none of {len(rows)} rows; first reason: {errors[0]['reason'] if errors else '-'}")
+        sys.exit(
+            f"cot: the teacher processed none of {len(rows)} rows; first reason: {errors[0]['reason'] if errors else '-'}"
+        )
     table = cot_table(rows, records)
     with atomic_path(OUT_TABLE) as tmp:
         table.write_parquet(tmp)
     write_jsonl(OUT_ERRORS, errors)
     reasons = Counter(e["reason"].split(":", 1)[0] for e in errors)
-    write_json(OUT_METRICS, {
-        "teacher": p["teacher"],
-        "rows_in": len(rows),
-        "completed": table.height,
-        "errors": len(errors),
-        "errors_by_reason": dict(sorted(reasons.items())),
-        "errors_to_retry": retrying,
-        "max_attempts": max_attempts,
-        "generated_now": generated,
-        "seconds": round(seconds, 2),
-        "rows_per_second": round(generated / seconds, 2) if generated else None,
-        "spoiled": dict(sorted(Counter(str(s) for s in table["teacher_spoil"].to_list()).items())),
-    })
+    write_json(
+        OUT_METRICS,
+        {
+            "teacher": p["teacher"],
+            "rows_in": len(rows),
+            "completed": table.height,
+            "errors": len(errors),
+            "errors_by_reason": dict(sorted(reasons.items())),
+            "errors_to_retry": retrying,
+            "max_attempts": max_attempts,
+            "generated_now": generated,
+            "seconds": round(seconds, 2),
+            "rows_per_second": round(generated / seconds, 2) if generated else None,
+            "spoiled": dict(sorted(Counter(str(s) for s in table["teacher_spoil"].to_list()).items())),
+        },
+    )
     print(f"cot: {table.height} of {len(rows)} rows completed ({generated} now), {len(errors)} skipped {dict(reasons)}")
     if retrying:
-        print(f"cot: the teacher failed on {retrying} rows (attempt < {max_attempts}): `dvc repro -f cot` tries them again")
+        print(
+            f"cot: the teacher failed on {retrying} rows (attempt < {max_attempts}): `dvc repro -f cot` tries them again"
+        )
 
 
 if __name__ == "__main__":

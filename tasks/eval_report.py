@@ -26,11 +26,24 @@ def main() -> None:
     paper_frames = {int(k): int(v) for k, v in (p.get("paper_frames") or {}).items()}
     paper_rows = dict(p.get("paper_rows") or {})
     rl_metrics = Path("metrics/rl.json")
-    if "rl" in paper_rows and "grpo" in paper_rows and rl_metrics.is_file() and json.loads(rl_metrics.read_text()).get("temporal") is False:
+    if (
+        "rl" in paper_rows
+        and "grpo" in paper_rows
+        and rl_metrics.is_file()
+        and json.loads(rl_metrics.read_text()).get("temporal") is False
+    ):
         paper_rows["rl"] = paper_rows["grpo"]  # `rl.train.temporal: false` trained the GRPO ablation
     notes = list(p.get("notes") or [])
-    write_text(OUT, render_eval_report(evals, paper_models=paper_rows, paper_frames=paper_frames,
-                                       title=f"Evaluation ({params['profile']} profile)", notes=notes))
+    write_text(
+        OUT,
+        render_eval_report(
+            evals,
+            paper_models=paper_rows,
+            paper_frames=paper_frames,
+            title=f"Evaluation ({params['profile']} profile)",
+            notes=notes,
+        ),
+    )
     print(f"wrote {OUT}")
 
 

@@ -56,8 +56,9 @@ def frame_cache(p: dict) -> FrameCache | None:
     return FrameCache(c["dir"], int(c.get("max_gb", 20) * 2**30)) if c.get("dir") else None
 
 
-def warm_frames(cache: FrameCache, rows: list[dict], root: Path, protocol: EvalProtocol, frames: list[int],
-                workers: int) -> int:
+def warm_frames(
+    cache: FrameCache, rows: list[dict], root: Path, protocol: EvalProtocol, frames: list[int], workers: int
+) -> int:
     """Decode every video once, at the union of its frame counts' indices, into the cache. Unreadable videos
     are left to the runner, which records their error per row."""
     paths = sorted({root / str(r["path"]) for r in rows if r.get("data_type") == "video" and "path" in r})
@@ -128,9 +129,15 @@ def worker_devices(p: dict, nproc: int) -> list[str] | None:
 
 
 def backend_kwargs(p: dict, *, device: str) -> dict:
-    return dict(batch_size=p["batch_size"], device=device, dtype=p.get("dtype", "float32"),
-                tensor_parallel_size=p.get("tensor_parallel_size", 1), max_model_len=p.get("max_model_len", 32768),
-                seed=p.get("seed", 0), attn_implementation=p.get("attn_implementation", "sdpa"))
+    return dict(
+        batch_size=p["batch_size"],
+        device=device,
+        dtype=p.get("dtype", "float32"),
+        tensor_parallel_size=p.get("tensor_parallel_size", 1),
+        max_model_len=p.get("max_model_len", 32768),
+        seed=p.get("seed", 0),
+        attn_implementation=p.get("attn_implementation", "sdpa"),
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -158,14 +165,33 @@ def main(argv: list[str]) -> None:
     cache = frame_cache(p)
     # N workers: a video is decoded for every frame count by whichever worker needs it first (no serial warm-up)
     warm = tuple(protocol.rules(f) for f in p["frames"]) if cache is not None and nproc > 1 else ()
-    runs = {f: EvalRun(media_root=root, rules=protocol.rules(f), sampling=sampling, batch_size=p["batch_size"],
-                       media_workers=p.get("media_workers", 2), wording=protocol.wording, frame_cache=cache,
-                       warm_rules=warm) for f in p["frames"]}
+    runs = {
+        f: EvalRun(
+            media_root=root,
+            rules=protocol.rules(f),
+            sampling=sampling,
+            batch_size=p["batch_size"],
+            media_workers=p.get("media_workers", 2),
+            wording=protocol.wording,
+            frame_cache=cache,
+            warm_rules=warm,
+        )
+        for f in p["frames"]
+    }
     out_dir = args.results
-    stores = {(b, f): ShardedStore(out_dir / f"{b}@{f}.jsonl", run_fingerprint(runs[f], rows, signature, p["backend"]))
-              for b, rows in rows_by_bench.items() for f in p["frames"]}
-    metrics = {"model": name, "protocol": protocol.to_dict(), "frames": {str(f): {} for f in p["frames"]},
-               "nproc": nproc, "generated_now": 0, "frame_cache_seconds": 0.0 if nproc == 1 else None}
+    stores = {
+        (b, f): ShardedStore(out_dir / f"{b}@{f}.jsonl", run_fingerprint(runs[f], rows, signature, p["backend"]))
+        for b, rows in rows_by_bench.items()
+        for f in p["frames"]
+    }
+    metrics = {
+        "model": name,
+        "protocol": protocol.to_dict(),
+        "frames": {str(f): {} for f in p["frames"]},
+        "nproc": nproc,
+        "generated_now": 0,
+        "frame_cache_seconds": 0.0 if nproc == 1 else None,
+    }
     total = len(p["frames"]) * sum(len(r) for r in rows_by_bench.values())
     start = time.perf_counter()
     results: dict[tuple[str, int], list[dict]] = {}
@@ -180,8 +206,9 @@ def main(argv: list[str]) -> None:
                 for frames in p["frames"]:
                     store = stores[(bench, frames)]
                     store.load(rows)  # parts a killed N-process run left are merged in first
-                    results[(bench, frames)], generated = evaluate_rows(rows, backend, runs[frames], store.main,
-                                                                        on_progress=bar.update)
+                    results[(bench, frames)], generated = evaluate_rows(
+                        rows, backend, runs[frames], store.main, on_progress=bar.update
+                    )
                     store.merge(rows)  # rows in row order, as N processes leave them
                     metrics["generated_now"] += generated
         else:
@@ -199,19 +226,39 @@ def main(argv: list[str]) -> None:
     metrics["rows_per_second"] = round(metrics["generated_now"] / seconds, 3) if metrics["generated_now"] else None
     write_json(args.metrics, metrics)
     for frames, per in metrics["frames"].items():
-        print(f"{name} @ {frames} frames ({protocol.label}): " + ", ".join(f"{b} {e['score']}" for b, e in per.items() if b != "mean")
-              + f"; mean {per['mean']}")
+        print(
+            f"{name} @ {frames} frames ({protocol.label}): "
+            + ", ".join(f"{b} {e['score']}" for b, e in per.items() if b != "mean")
+            + f"; mean {per['mean']}"
+        )
 
 
-def run_workers(p: dict, nproc: int, devices: list[str] | None, model_dir: Path, rows_by_bench: dict, runs: dict,
-                stores: dict, metrics: dict, bar) -> dict:
+def run_workers(
+    p: dict,
+    nproc: int,
+    devices: list[str] | None,
+    model_dir: Path,
+    rows_by_bench: dict,
+    runs: dict,
+    stores: dict,
+    metrics: dict,
+    bar,
+) -> dict:
     """Every missing batch on ``nproc`` worker processes, then the parts merged into the outputs; exits (after the
     merge) when a worker died, naming it and the rows left for the next run."""
     done = {key: store.load(rows_by_bench[key[0]]) for key, store in stores.items()}
     device = "cuda" if devices is not None else p.get("device", "cpu")  # a worker sees its GPU(s) from cuda:0
-    job = EvalJob(backend=p["backend"], model_dir=str(model_dir), backend_kwargs=backend_kwargs(p, device=device),
-                  rows=rows_by_bench, runs=runs, outputs={key: str(s.path) for key, s in stores.items()},
-                  threads=p.get("threads", 1), batch_size=p["batch_size"], media_workers=p.get("media_workers", 2))
+    job = EvalJob(
+        backend=p["backend"],
+        model_dir=str(model_dir),
+        backend_kwargs=backend_kwargs(p, device=device),
+        rows=rows_by_bench,
+        runs=runs,
+        outputs={key: str(s.path) for key, s in stores.items()},
+        threads=p.get("threads", 1),
+        batch_size=p["batch_size"],
+        media_workers=p.get("media_workers", 2),
+    )
     units = plan_units(job, done)
     bar.update(sum(len(d) for d in done.values()))
 
@@ -227,8 +274,10 @@ def run_workers(p: dict, nproc: int, devices: list[str] | None, model_dir: Path,
     for line in pool.failures:
         print(f"evaluate: {line}", file=sys.stderr)
     if pool.failures or left:
-        sys.exit(f"evaluate: {left} rows not generated ({len(pool.failures)} of {min(nproc, len(units))} workers "
-                 "failed); what was written is kept: rerun the stage to generate only the missing rows")
+        sys.exit(
+            f"evaluate: {left} rows not generated ({len(pool.failures)} of {min(nproc, len(units))} workers "
+            "failed); what was written is kept: rerun the stage to generate only the missing rows"
+        )
     return {key: [d[r["problem_id"]] for r in rows_by_bench[key[0]]] for key, d in done.items()}
 
 

@@ -27,9 +27,13 @@ def main() -> None:
     if not result.kept:  # e.g. an untrained teacher: the metrics say which rule removed what, with examples
         write_json(OUT_METRICS, result.metrics)
         removed = ", ".join(f"{name} {r['removed']}" for name, r in result.metrics["rules"].items() if r["removed"])
-        sys.exit(f"filter: none of {result.metrics['rows_in']} CoT rows passed every rule (removed: {removed}); "
-                 f"nothing to train on. Examples per rule are in {OUT_METRICS}; check the teacher (cot.teacher, cot.model).")
-    kept = COT_FILTERED_SCHEMA.validate(pl.DataFrame(result.kept, schema={**table.schema, "process": pl.Utf8, "teacher_answer": pl.Utf8}))
+        sys.exit(
+            f"filter: none of {result.metrics['rows_in']} CoT rows passed every rule (removed: {removed}); "
+            f"nothing to train on. Examples per rule are in {OUT_METRICS}; check the teacher (cot.teacher, cot.model)."
+        )
+    kept = COT_FILTERED_SCHEMA.validate(
+        pl.DataFrame(result.kept, schema={**table.schema, "process": pl.Utf8, "teacher_answer": pl.Utf8})
+    )
     with atomic_path(OUT_TABLE) as tmp:
         kept.write_parquet(tmp)
     write_json(OUT_METRICS, result.metrics)

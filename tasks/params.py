@@ -14,7 +14,9 @@ def load_params(path: Path = PARAMS_FILE) -> dict:
     params = yaml.safe_load(path.read_text())
     profile = params.get("profile")
     if profile not in params:
-        raise KeyError(f"{path}: profile {profile!r} has no section (profiles: {[k for k in params if k != 'profile']})")
+        raise KeyError(
+            f"{path}: profile {profile!r} has no section (profiles: {[k for k in params if k != 'profile']})"
+        )
     return params
 
 
@@ -33,8 +35,17 @@ def set_threads(n: int) -> None:
 
 # Knobs that change how a run goes, never what it computes. Run fingerprints leave them out, so changing one
 # after a crash (more threads, a longer save interval) resumes from the checkpoints instead of deleting them.
-RUN_ONLY_KEYS = frozenset({"threads", "save_steps", "save_total_limit", "logging_steps", "dataloader_workers",
-                           "sample_dump_steps", "media_workers"})
+RUN_ONLY_KEYS = frozenset(
+    {
+        "threads",
+        "save_steps",
+        "save_total_limit",
+        "logging_steps",
+        "dataloader_workers",
+        "sample_dump_steps",
+        "media_workers",
+    }
+)
 
 
 def result_params(section: dict) -> dict:

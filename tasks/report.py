@@ -37,17 +37,36 @@ def quarantine_reasons(path: Path) -> dict[str, int]:
 def main() -> None:
     params = load_params()
     figures = {
-        "SFT training loss": plot_curves(read_curve("plots/sft_loss.csv"), "step", ["loss"], FIGURES / "sft_loss.png",
-                                         title="SFT loss"),
+        "SFT training loss": plot_curves(
+            read_curve("plots/sft_loss.csv"), "step", ["loss"], FIGURES / "sft_loss.png", title="SFT loss"
+        ),
     }
     rl_rows = read_curve("plots/rl.csv")
     window = max(1, len(rl_rows) // 10)
-    figures["RL reward, accuracy, format"] = plot_curves(rl_rows, "step", ["reward", "accuracy", "format"], FIGURES / "rl_reward.png",
-                                                          title="RL rewards", smooth_window=window)
-    figures["RL completion length"] = plot_curves(rl_rows, "step", ["completion_length"], FIGURES / "rl_length.png",
-                                                  title="RL completion length (tokens)", smooth_window=window)
-    figures["RL temporal bonus and KL"] = plot_curves(rl_rows, "step", ["temporal_fired", "kl"], FIGURES / "rl_temporal_kl.png",
-                                                      title="share of video groups with the temporal bonus; KL", smooth_window=window)
+    figures["RL reward, accuracy, format"] = plot_curves(
+        rl_rows,
+        "step",
+        ["reward", "accuracy", "format"],
+        FIGURES / "rl_reward.png",
+        title="RL rewards",
+        smooth_window=window,
+    )
+    figures["RL completion length"] = plot_curves(
+        rl_rows,
+        "step",
+        ["completion_length"],
+        FIGURES / "rl_length.png",
+        title="RL completion length (tokens)",
+        smooth_window=window,
+    )
+    figures["RL temporal bonus and KL"] = plot_curves(
+        rl_rows,
+        "step",
+        ["temporal_fired", "kl"],
+        FIGURES / "rl_temporal_kl.png",
+        title="share of video groups with the temporal bonus; KL",
+        smooth_window=window,
+    )
     text = render_summary(
         profile=params["profile"],
         collect=_json("metrics/collect.json"),

@@ -52,10 +52,25 @@ class Outputs:
 
 
 PIPELINE = Outputs()
-CURVE_FIELDS = ["step", "reward", "accuracy", "format", "temporal_fired", "shuffled_accuracy", "completion_length",
-                "distinct_completions", "kl",
-                "loss", "all_correct", "all_wrong", "grad_norm", "learning_rate", "time_rollout_s", "time_scoring_s",
-                "time_update_s"]
+CURVE_FIELDS = [
+    "step",
+    "reward",
+    "accuracy",
+    "format",
+    "temporal_fired",
+    "shuffled_accuracy",
+    "completion_length",
+    "distinct_completions",
+    "kl",
+    "loss",
+    "all_correct",
+    "all_wrong",
+    "grad_norm",
+    "learning_rate",
+    "time_rollout_s",
+    "time_scoring_s",
+    "time_update_s",
+]
 
 
 def prepare_checkpoints(run_id: str, out: Outputs = PIPELINE) -> None:
@@ -77,9 +92,11 @@ def step_line(record: dict, steps: int) -> str:
     head = f"rl step {record['step']}/{steps}: "
     if not record["groups"]:  # every rank skipped every row of the step (logged in skipped.jsonl): no update
         return head + "no group (every row of the step was skipped)"
-    return (head + f"reward {record['reward']:.3f} accuracy {record['accuracy']:.3f} format {record['format']:.3f} "
-            f"length {record['completion_length']:.1f} kl {record['kl']:.4f} "
-            f"({record['time_rollout_s']:.2f}+{record['time_scoring_s']:.2f}+{record['time_update_s']:.2f} s)")
+    return (
+        head + f"reward {record['reward']:.3f} accuracy {record['accuracy']:.3f} format {record['format']:.3f} "
+        f"length {record['completion_length']:.1f} kl {record['kl']:.4f} "
+        f"({record['time_rollout_s']:.2f}+{record['time_scoring_s']:.2f}+{record['time_update_s']:.2f} s)"
+    )
 
 
 def node_knob_error(p: dict) -> str | None:
@@ -105,8 +122,13 @@ def node_knob_error(p: dict) -> str | None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m tasks.rl", description="T-GRPO from the SFT model")
     ap.add_argument("--run", help="write everything under runs/RUN/ (one run of an experiment)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="change one knob of the rl section, e.g. train.seed=1 (repeatable)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one knob of the rl section, e.g. train.seed=1 (repeatable)",
+    )
     return ap.parse_args(argv)
 
 
@@ -139,21 +161,37 @@ def main(argv: list[str] | None = None) -> None:
         processor = load_processor(policy_dir)
         # sharded as they load (no full copy on any GPU): the fp32 master weights, and the frozen reference in the
         # compute dtype (it only ever runs forwards)
-        model, ref_model = load_sharded_models(policy_dir, world, (torch.float32, compute), cfg.compute_dtype, attention)
+        model, ref_model = load_sharded_models(
+            policy_dir, world, (torch.float32, compute), cfg.compute_dtype, attention
+        )
     except FileNotFoundError as err:
         sys.exit(f"rl: {err}")
     ref_model.requires_grad_(False)
     if world.is_main:
-        prepare_checkpoints(fingerprint({"params": result_params(p), "rows": [(r["problem_id"], r["path"]) for r in rows],
-                                         "policy": model_signature(policy_dir)}), out)
+        prepare_checkpoints(
+            fingerprint(
+                {
+                    "params": result_params(p),
+                    "rows": [(r["problem_id"], r["path"]) for r in rows],
+                    "policy": model_signature(policy_dir),
+                }
+            ),
+            out,
+        )
     barrier(world)
     per_rank_sequences = cfg.prompts_per_step // world.size * (cfg.num_generations + cfg.num_generations // 2)
     if backend_kind == "vllm":  # colocated, built after sharding: each rank its own engine on its own GPU
         try:
-            backend = make_backend("vllm", str(policy_dir), max_model_len=p.get("max_model_len") or
-                                   cfg.max_prompt_length + cfg.max_completion_length, dtype=cfg.compute_dtype,
-                                   gpu_memory_utilization=p.get("gpu_memory_utilization", 0.3), seed=cfg.seed,
-                                   colocated=True, sleep_mode=p.get("vllm_sleep", False))
+            backend = make_backend(
+                "vllm",
+                str(policy_dir),
+                max_model_len=p.get("max_model_len") or cfg.max_prompt_length + cfg.max_completion_length,
+                dtype=cfg.compute_dtype,
+                gpu_memory_utilization=p.get("gpu_memory_utilization", 0.3),
+                seed=cfg.seed,
+                colocated=True,
+                sleep_mode=p.get("vllm_sleep", False),
+            )
         except ValueError as err:
             sys.exit(f"rl: {err}")
     elif world.distributed:  # each rank samples from a full copy in the compute dtype, synced after every update
@@ -162,8 +200,18 @@ def main(argv: list[str] | None = None) -> None:
         backend = TransformersBackend(sampler, processor, batch_size=per_rank_sequences)
     else:  # alone, the policy itself samples
         backend = TransformersBackend(model, processor, batch_size=per_rank_sequences)  # one generate call per step
-    trainer = RLTrainer(model, ref_model, processor, backend, rows, MediaRules(**p["media"]), cfg, out.checkpoints,
-                        log=print if world.is_main else (lambda _: None), world=world)
+    trainer = RLTrainer(
+        model,
+        ref_model,
+        processor,
+        backend,
+        rows,
+        MediaRules(**p["media"]),
+        cfg,
+        out.checkpoints,
+        log=print if world.is_main else (lambda _: None),
+        world=world,
+    )
     if not world.is_main:  # rank 0 writes the curves, the model and the metrics
         trainer.train()
         copy_full_weights(model, world, None)  # its part of the gathers
@@ -193,17 +241,30 @@ def main(argv: list[str] | None = None) -> None:
     table.writerows(records)
     write_text(out.plot, buf.getvalue())
     window = max(1, len(records) // 5)
-    write_json(out.metrics, {
-        "steps": trainer.step,
-        "temporal": cfg.temporal,
-        "window_steps": window,
-        **{f"{key}_first_window": window_mean(records, key, window, last=False) for key in ("reward", "accuracy", "completion_length")},
-        **{f"{key}_last_window": window_mean(records, key, window, last=True) for key in ("reward", "accuracy", "completion_length", "kl")},
-        "temporal_fired_share": window_mean(records, "temporal_fired", len(records), last=True),
-        "skipped_rows": trainer.skip_log.read_text().count("\n") if trainer.skip_log.exists() else 0,
-        "seconds_per_step": window_mean([{"t": r["time_rollout_s"] + r["time_scoring_s"] + r["time_update_s"]} for r in records],
-                                        "t", len(records), last=True),
-    })
+    write_json(
+        out.metrics,
+        {
+            "steps": trainer.step,
+            "temporal": cfg.temporal,
+            "window_steps": window,
+            **{
+                f"{key}_first_window": window_mean(records, key, window, last=False)
+                for key in ("reward", "accuracy", "completion_length")
+            },
+            **{
+                f"{key}_last_window": window_mean(records, key, window, last=True)
+                for key in ("reward", "accuracy", "completion_length", "kl")
+            },
+            "temporal_fired_share": window_mean(records, "temporal_fired", len(records), last=True),
+            "skipped_rows": trainer.skip_log.read_text().count("\n") if trainer.skip_log.exists() else 0,
+            "seconds_per_step": window_mean(
+                [{"t": r["time_rollout_s"] + r["time_scoring_s"] + r["time_update_s"]} for r in records],
+                "t",
+                len(records),
+                last=True,
+            ),
+        },
+    )
     print(f"rl: {trainer.step} steps -> {out.model}")
 
 

@@ -30,8 +30,17 @@ def frame_pattern(i: int, h: int, w: int) -> np.ndarray:
     return img
 
 
-def encode(path: Path, n: int, *, fps: int = 25, gop: int = 12, w: int = 96, h: int = 64,
-           bframes: int = 2, movflags: str | None = None) -> Path:
+def encode(
+    path: Path,
+    n: int,
+    *,
+    fps: int = 25,
+    gop: int = 12,
+    w: int = 96,
+    h: int = 64,
+    bframes: int = 2,
+    movflags: str | None = None,
+) -> Path:
     with av.open(str(path), "w", options={"movflags": movflags} if movflags else {}) as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
@@ -104,8 +113,12 @@ def synth_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "synth"
     # the tiny profile's clips: 4 states held 5 frames at 4 fps (5 s), sampled to 8 frames at 1.6 fps: 1.25 s per
     # temporal patch, so temporal ids (t · 1.25 · 2 = 0, 2, 5, 7) depend on exact, not whole, seconds
-    generate(root, SynthConfig(seed=0, train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=4,
-                               spec=SynthSpec(hold=5)))
+    generate(
+        root,
+        SynthConfig(
+            seed=0, train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=4, spec=SynthSpec(hold=5)
+        ),
+    )
     return root
 
 
@@ -120,21 +133,45 @@ def tiny_model_dir(synth_data, tmp_path_factory) -> Path:
     rows = json.loads((synth_data / "train.json").read_text())
     tokenizer = train_bpe_tokenizer([prompt_text(r) for r in rows] + [r["solution"] for r in rows], 400)
     model = build_tiny_model(TinyModelConfig(seed=0), tokenizer)
-    processor = build_processor(tokenizer, image_min_pixels=3136, image_max_pixels=7056,
-                                video_min_pixels=3136, video_max_pixels=3136)
+    processor = build_processor(
+        tokenizer, image_min_pixels=3136, image_max_pixels=7056, video_min_pixels=3136, video_max_pixels=3136
+    )
     target = tmp_path_factory.mktemp("models") / "base"
     save_model_dir(model, processor, target)
     return target
 
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "tasks", "videor1", "flows", "prefect.yaml", "scripts", ".dvcignore", ".gitignore"]
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    "tasks",
+    "videor1",
+    "flows",
+    "prefect.yaml",
+    "scripts",
+    ".dvcignore",
+    ".gitignore",
+]
 
 
 def torchrun(nproc: int, script: str, *args: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                          str(REPO / "tests" / "dist" / script), *args], env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(REPO / "tests" / "dist" / script),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
 
 
@@ -151,10 +188,32 @@ def torchrun_two_nodes(script: str, *args: str) -> None:
     README's multi-node launch, with 127.0.0.1 for the head node's address."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     port = free_port()
-    agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
-                                "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-                                str(REPO / "tests" / "dist" / script), *args], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    agents = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--nproc-per-node",
+                "1",
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                f"127.0.0.1:{port}",
+                str(REPO / "tests" / "dist" / script),
+                *args,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
     errors = [agent.communicate(timeout=600)[1] for agent in agents]
     assert all(agent.returncode == 0 for agent in agents), errors[0][-3000:] + errors[1][-3000:]
 
@@ -172,8 +231,13 @@ def tree_digest(root: Path) -> str:
 
 def sh(cwd: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command in a project copy with this interpreter's environment first on PATH."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(cwd), "DVC_NO_ANALYTICS": "1", **(env or {})}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(cwd),
+        "DVC_NO_ANALYTICS": "1",
+        **(env or {}),
+    }
     out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and out.returncode != 0:
         raise AssertionError(f"{args} failed:\n{out.stdout}\n{out.stderr}")
@@ -195,8 +259,6 @@ def project(tmp_path) -> Path:
     sh(tmp_path, sys.executable, "-m", "dvc", "init", "-q")
     sh(tmp_path, sys.executable, "-m", "dvc", "config", "core.analytics", "false")
     return tmp_path
-
-
 
 
 GIT = ["git", "-c", "user.name=videor1-tests", "-c", "user.email=tests@videor1"]
@@ -227,6 +289,7 @@ def pytest_collection_modifyitems(items) -> None:
     contiguous share of this list and lets an idle one take pending tests from the back of another's queue: so the
     first half begins with the Prefect runs then the other slow tests, the second with the DVC pipeline runs, and
     quick tests fill the rest of each half (file order is kept within each group)."""
+
     def group(item) -> str:
         if item.get_closest_marker("slow") is None:
             return "quick"

@@ -9,8 +9,8 @@ import hashlib
 import os
 import signal
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +26,11 @@ def repro_here(root: Path):
     def run(stage: str) -> bool:
         if up_to_date(stage, root):
             return False
-        subprocess.run([*DVC, "repro", "--single-item", stage], cwd=root, env=stage_env(), check=True, capture_output=True)
+        subprocess.run(
+            [*DVC, "repro", "--single-item", stage], cwd=root, env=stage_env(), check=True, capture_output=True
+        )
         return True
+
     return run
 
 
@@ -67,8 +70,13 @@ def test_stages_hand_over_through_the_remote_and_a_cut_push_is_never_taken_for_a
     # synth runs on the CPU machine and its publication is killed (-9) once the first object has reached the remote
     on_cpu.sync()
     assert repro_here(cpu)("synth")
-    publish = subprocess.Popen([sys.executable, "-c", PUBLISH, str(cpu), BRANCH], cwd=cpu, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    publish = subprocess.Popen(
+        [sys.executable, "-c", PUBLISH, str(cpu), BRANCH],
+        cwd=cpu,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 300
     while publish.poll() is None and not objects(remote) and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -85,8 +93,12 @@ def test_stages_hand_over_through_the_remote_and_a_cut_push_is_never_taken_for_a
     assert not (gpu / "data" / "synth").exists()
 
     run_on(on_cpu, "synth")  # the branch never recorded synth: it runs again (the same bytes) and is published
-    assert subprocess.run(["git", "log", "--format=%s", f"origin/{BRANCH}"], cwd=cpu, capture_output=True, text=True).stdout \
-        .splitlines()[0] == f"{BRANCH}: synth"
+    assert (
+        subprocess.run(
+            ["git", "log", "--format=%s", f"origin/{BRANCH}"], cwd=cpu, capture_output=True, text=True
+        ).stdout.splitlines()[0]
+        == f"{BRANCH}: synth"
+    )
     run_on(on_gpu, "base_model")  # on the GPU machine: pulls data/synth, builds its own base model (no remote has it)
     assert tree_digest(gpu / "data" / "synth") == tree_digest(cpu / "data" / "synth")
     assert (gpu / "models" / "base" / "model.safetensors").is_file()

@@ -12,8 +12,9 @@ from videor1.data.balance import SourceRule
 from videor1.data.collect import CollectConfig, MediaRules, RowSource, collect
 from videor1.data.synth import BROKEN_CASES, write_broken
 
-TINY_MEDIA = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136,
-                        image_min_pixels=3136, image_max_pixels=7056)
+TINY_MEDIA = MediaRules(
+    max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+)
 
 
 def good_row(pid: int, path: str = "./clip.mp4", **over) -> dict:
@@ -46,14 +47,20 @@ def root(tmp_path, videos):
 def run(tmp_path, root, rows, **kw):
     rows_file = tmp_path / "rows.json"
     rows_file.write_text(json.dumps(rows))
-    cfg = CollectConfig(inputs=[RowSource(str(rows_file), str(root))], media=TINY_MEDIA,
-                        probe_cache=str(tmp_path / "probe.parquet"), **kw)
+    cfg = CollectConfig(
+        inputs=[RowSource(str(rows_file), str(root))],
+        media=TINY_MEDIA,
+        probe_cache=str(tmp_path / "probe.parquet"),
+        **kw,
+    )
     return collect(cfg)
 
 
 def reasons_by_id(result) -> dict:
-    return {q["row"]["problem_id"] if isinstance(q["row"], dict) and "problem_id" in q["row"] else q["index"]: q["reason"]
-            for q in result.quarantine}
+    return {
+        q["row"]["problem_id"] if isinstance(q["row"], dict) and "problem_id" in q["row"] else q["index"]: q["reason"]
+        for q in result.quarantine
+    }
 
 
 BAD_ROWS = [
@@ -87,7 +94,11 @@ def test_schema_rejects_each_kind_of_bad_row_with_its_reason(tmp_path, root):
     assert result.table["problem_id"].to_list() == [1]
     got = reasons_by_id(result)
     for row, reason in BAD_ROWS:
-        pid = row.get("problem_id") if isinstance(row.get("problem_id"), int) and not isinstance(row["problem_id"], bool) else None
+        pid = (
+            row.get("problem_id")
+            if isinstance(row.get("problem_id"), int) and not isinstance(row["problem_id"], bool)
+            else None
+        )
         match = [q for q in result.quarantine if q["row"] == row]
         assert len(match) == 1, row
         assert reason in match[0]["reason"], (reason, match[0]["reason"])
@@ -174,8 +185,10 @@ def test_the_synthetic_broken_rows_are_each_quarantined_at_their_step(tmp_path):
     data.mkdir()
     broken = write_broken(data)
     (data / "good.json").write_text(json.dumps([good_row(1, path="./broken/ok.png", data_type="image")]))
-    cfg = CollectConfig(inputs=[RowSource(str(data / "good.json"), str(data)),
-                                RowSource(str(data / "train_broken.json"), str(data))], media=TINY_MEDIA)
+    cfg = CollectConfig(
+        inputs=[RowSource(str(data / "good.json"), str(data)), RowSource(str(data / "train_broken.json"), str(data))],
+        media=TINY_MEDIA,
+    )
     result = collect(cfg)
     assert result.table["problem_id"].to_list() == [1]
     assert len(result.quarantine) == len(broken) == len(BROKEN_CASES)

@@ -25,17 +25,26 @@ from videor1.media import MediaRules
 from videor1.models import load_model, load_processor
 from videor1.store import ResultStore
 
-RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+RULES = MediaRules(
+    max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+)
 GOOD = "<think>Let me think. The square starts on the left and ends on the right, so it moves right. Let me check: yes.</think>\n<answer>B</answer>"
 
 
 def mc_row(completion=GOOD, **extra):
-    return {"problem_id": 1, "data_source": "s/x", "problem_type": "multiple choice", "options": ["A. left", "B. right"],
-            "solution": "<answer>B</answer>", "completion": completion, **extra}
+    return {
+        "problem_id": 1,
+        "data_source": "s/x",
+        "problem_type": "multiple choice",
+        "options": ["A. left", "B. right"],
+        "solution": "<answer>B</answer>",
+        "completion": completion,
+        **extra,
+    }
 
 
-def removed_by(rows, cfg=FilterConfig()):
-    result = apply_filter(rows, cfg)
+def removed_by(rows, cfg=None):
+    result = apply_filter(rows, cfg or FilterConfig())
     return {name: r["removed"] for name, r in result.metrics["rules"].items() if r["removed"]}, result
 
 
@@ -47,15 +56,18 @@ class TestFilterRules:
         assert kept["process"].startswith("<think>Let me think.") and kept["process"].endswith("</think>")
         assert kept["teacher_answer"] == "B"
 
-    @pytest.mark.parametrize("completion", [
-        GOOD.replace("</think>", ""),  # think never closed
-        GOOD.split("\n", 1)[1],  # no think block
-        GOOD + "\n<answer>B</answer>",  # two answer blocks
-        "<answer>B</answer>\n" + GOOD.split("\n")[0],  # answer before think
-        "Sure! " + GOOD,  # text before
-        GOOD[:50],  # truncated
-        "<think><think>x</think></think><answer>B</answer>",  # nested think
-    ])
+    @pytest.mark.parametrize(
+        "completion",
+        [
+            GOOD.replace("</think>", ""),  # think never closed
+            GOOD.split("\n", 1)[1],  # no think block
+            GOOD + "\n<answer>B</answer>",  # two answer blocks
+            "<answer>B</answer>\n" + GOOD.split("\n")[0],  # answer before think
+            "Sure! " + GOOD,  # text before
+            GOOD[:50],  # truncated
+            "<think><think>x</think></think><answer>B</answer>",  # nested think
+        ],
+    )
     def test_format(self, completion):
         assert removed_by([mc_row(completion)])[0] == {"format": 1}
 
@@ -64,15 +76,23 @@ class TestFilterRules:
 
     @pytest.mark.parametrize("answer", ["about four", "4 squares", "nan"])
     def test_numeric(self, answer):
-        row = {**mc_row(GOOD.replace("<answer>B", f"<answer>{answer}")), "problem_type": "numerical",
-               "options": [], "solution": "<answer>4</answer>"}
+        row = {
+            **mc_row(GOOD.replace("<answer>B", f"<answer>{answer}")),
+            "problem_type": "numerical",
+            "options": [],
+            "solution": "<answer>4</answer>",
+        }
         assert removed_by([row])[0] == {"numeric": 1}
 
     def test_accuracy_uses_the_training_reward_threshold(self):
         assert removed_by([mc_row(GOOD.replace("<answer>B", "<answer>A"))])[0] == {"accuracy": 1}
         # free-form: ROUGE mean F of "a red square" vs "a red circle" = (2/3 + 1/2 + 2/3) / 3 = 0.61 > 0.6 -> kept
-        free = {**mc_row(GOOD.replace("<answer>B", "<answer>a red square")), "problem_type": "free-form", "options": [],
-                "solution": "<answer>a red circle</answer>"}
+        free = {
+            **mc_row(GOOD.replace("<answer>B", "<answer>a red square")),
+            "problem_type": "free-form",
+            "options": [],
+            "solution": "<answer>a red circle</answer>",
+        }
         assert removed_by([free])[0] == {}
         assert removed_by([free], FilterConfig(min_accuracy=0.7))[0] == {"accuracy": 1}
 
@@ -112,8 +132,15 @@ def test_scripted_teacher_spoils_what_the_filter_then_removes(synth_data, facts_
     assert outputs == teacher.complete(rows)  # deterministic
     table = [{**r, "completion": o.completion, "teacher_spoil": o.meta["spoil"]} for r, o in zip(rows, outputs)]
     result = apply_filter(table, FilterConfig())
-    expected_rule = {"wrong_answer": "accuracy", "malformed_tags": "format", "truncated": "format", "looping": "repetition",
-                     "too_short": "length", "bad_option": "option_letter", "non_numeric": "numeric"}
+    expected_rule = {
+        "wrong_answer": "accuracy",
+        "malformed_tags": "format",
+        "truncated": "format",
+        "looping": "repetition",
+        "too_short": "length",
+        "bad_option": "option_letter",
+        "non_numeric": "numeric",
+    }
     for rule, by_spoil in result.metrics["removed_by_spoil"].items():
         for spoil in by_spoil:
             assert expected_rule[spoil] == rule  # every removal is a spoiled row, caught by the rule meant for it
@@ -166,8 +193,15 @@ def test_cot_resumes_without_regenerating_finished_rows(synth_data, facts_rows, 
 @pytest.fixture(scope="module")
 def model_teacher(tiny_model_dir):
     backend = TransformersBackend(load_model(tiny_model_dir), load_processor(tiny_model_dir), batch_size=4)
-    return ModelTeacher(backend, backend.processor, sampling=SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=16),
-                        rules=RULES, max_prompt_tokens=2048, model_signature={}, backend_name="transformers")
+    return ModelTeacher(
+        backend,
+        backend.processor,
+        sampling=SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=16),
+        rules=RULES,
+        max_prompt_tokens=2048,
+        model_signature={},
+        backend_name="transformers",
+    )
 
 
 def test_transformers_teacher_on_the_tiny_model(model_teacher, facts_rows, tmp_path):
@@ -183,8 +217,15 @@ def test_transformers_teacher_on_the_tiny_model(model_teacher, facts_rows, tmp_p
 
 
 def test_over_long_prompt_is_skipped_with_its_length(model_teacher, facts_rows):
-    short = ModelTeacher(model_teacher.backend, model_teacher.processor, sampling=model_teacher.sampling, rules=RULES,
-                         max_prompt_tokens=50, model_signature={}, backend_name="transformers")
+    short = ModelTeacher(
+        model_teacher.backend,
+        model_teacher.processor,
+        sampling=model_teacher.sampling,
+        rules=RULES,
+        max_prompt_tokens=50,
+        model_signature={},
+        backend_name="transformers",
+    )
     [out] = short.complete(facts_rows[:1])
     assert out.completion is None and out.error.startswith("prompt too long:") and "> 50" in out.error
 
@@ -206,8 +247,15 @@ class BreaksOnImages:
 
 def test_a_teacher_error_on_one_row_does_not_stop_the_others(model_teacher, facts_rows):
     backend = BreaksOnImages(model_teacher.backend, "CUDA error: device-side assert triggered")
-    teacher = ModelTeacher(backend, model_teacher.processor, sampling=model_teacher.sampling,
-                           rules=RULES, max_prompt_tokens=2048, model_signature={}, backend_name="transformers")
+    teacher = ModelTeacher(
+        backend,
+        model_teacher.processor,
+        sampling=model_teacher.sampling,
+        rules=RULES,
+        max_prompt_tokens=2048,
+        model_signature={},
+        backend_name="transformers",
+    )
     out = teacher.complete([facts_rows[0], facts_rows[-1], facts_rows[1]])
     assert [o.completion is not None for o in out] == [True, False, True]
     assert out[1].error == "teacher failed: RuntimeError: CUDA error: device-side assert triggered"
@@ -219,9 +267,15 @@ def test_teacher_output_defaults():
 
 def test_a_row_the_teacher_failed_on_is_retried_on_later_runs_up_to_the_cap(model_teacher, facts_rows, tmp_path):
     rows = [facts_rows[0], facts_rows[-1], facts_rows[1]]  # video, image, video
-    teacher = ModelTeacher(BreaksOnImages(model_teacher.backend, "CUDA out of memory"), model_teacher.processor,
-                           sampling=model_teacher.sampling,
-                           rules=RULES, max_prompt_tokens=2048, model_signature={}, backend_name="transformers")
+    teacher = ModelTeacher(
+        BreaksOnImages(model_teacher.backend, "CUDA out of memory"),
+        model_teacher.processor,
+        sampling=model_teacher.sampling,
+        rules=RULES,
+        max_prompt_tokens=2048,
+        model_signature={},
+        backend_name="transformers",
+    )
     store = lambda: ResultStore(tmp_path / "log.jsonl", "fp", key="row_key")  # noqa: E731
     attempts = []
     for _ in range(4):

@@ -32,7 +32,10 @@ def test_the_gpu_job_template_renders_a_job_with_gpus_the_remotes_secret_and_sha
     pod = config.job_manifest["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == "registry.example/videor1-gpu:0.1.0"
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == 4 and container["resources"]["requests"]["nvidia.com/gpu"] == 4
+    assert (
+        container["resources"]["limits"]["nvidia.com/gpu"] == 4
+        and container["resources"]["requests"]["nvidia.com/gpu"] == 4
+    )
     assert container["envFrom"] == [{"secretRef": {"name": "my-s3", "optional": False}}]
     assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
     assert pod["volumes"][0]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Gi"}

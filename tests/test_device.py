@@ -40,15 +40,21 @@ IMAGE_PACKAGES = [  # the image's, pinned; transitive dependencies as pip resolv
     "pillow==12.3.0",
 ]
 ABSENT = ["av", "jiwer", "rouge_score", "nltk", "vllm", "dvc", "torchvision"]
-SIMILAR = ["get_rope_index", "forward", "completion_logprobs, shared prompt", "completion_logprobs, checkpointed",
-           "generate"]
+SIMILAR = [
+    "get_rope_index",
+    "forward",
+    "completion_logprobs, shared prompt",
+    "completion_logprobs, checkpointed",
+    "generate",
+]
 
 
 def venv_path() -> Path:
     if os.environ.get("VIDEOR1_DEVICE_VENV"):
         return Path(os.environ["VIDEOR1_DEVICE_VENV"])
-    version = subprocess.run([PYTHON, "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
-                             check=True).stdout
+    version = subprocess.run(
+        [PYTHON, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True
+    ).stdout
     key = hashlib.sha256(json.dumps([IMAGE_PACKAGES, version]).encode()).hexdigest()[:16]
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "videor1" / f"device-venv-{key}"
 
@@ -65,8 +71,20 @@ def image_python() -> Path:
         if not (root / ".complete").exists():
             shutil.rmtree(root, ignore_errors=True)
             subprocess.run([PYTHON, "-m", "venv", str(root)], check=True)
-            subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                            "--only-binary=:all:", *IMAGE_PACKAGES], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            subprocess.run(
+                [
+                    str(root / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--only-binary=:all:",
+                    *IMAGE_PACKAGES,
+                ],
+                check=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
             (root / ".complete").write_text("\n".join(IMAGE_PACKAGES) + "\n")
     return root / "bin" / "python"
 
@@ -80,7 +98,11 @@ def clean_env(**extra: str) -> dict:
 @pytest.mark.slow
 def test_the_device_run_works_with_only_the_images_packages(image_python, tmp_path):
     env = clean_env(PYTHONPATH=str(REPO))
-    probe = subprocess.run([str(image_python), "-c", f"""
+    probe = subprocess.run(
+        [
+            str(image_python),
+            "-c",
+            f"""
 import importlib.util, json, sys, sysconfig
 import videor1, videor1.rl
 out = {{"absent": [m for m in {ABSENT!r} if importlib.util.find_spec(m) is None],
@@ -92,12 +114,19 @@ try:
 except ModuleNotFoundError as e:
     out["trainer"] = e.name
 print(json.dumps(out))
-"""], capture_output=True, text=True, env=env, timeout=300)
+""",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert probe.returncode == 0, probe.stderr[-3000:]
     seen = json.loads(probe.stdout)
     assert seen["absent"] == ABSENT, f"importable in the image's venv: {sorted(set(ABSENT) - set(seen['absent']))}"
-    assert seen["prefix"] != seen["base"] and not any("site-packages" in p and not p.startswith(seen["prefix"])
-                                                      for p in seen["path"]), seen["path"]
+    assert seen["prefix"] != seen["base"] and not any(
+        "site-packages" in p and not p.startswith(seen["prefix"]) for p in seen["path"]
+    ), seen["path"]
     assert seen["videor1"].startswith(str(REPO)) and seen["policy_loss"] == "videor1.rl.algorithm"
     assert seen["trainer"] in {"av", "jiwer", "nltk", "rouge_score"}  # the trainer's own needs are not there
     assert "include-system-site-packages = false" in (image_python.parents[1] / "pyvenv.cfg").read_text()
@@ -108,20 +137,39 @@ print(json.dumps(out))
     (fake / "git").write_text(f"#!/bin/sh\ntouch {tmp_path / 'git-was-run'}\nexit 1\n")
     (fake / "git").chmod(0o755)
     out = tmp_path / "out"
-    run = subprocess.run(["bash", str(REPO / "bench" / "device" / "run.sh"), "--tiny", "--steps", "1"],
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                         env=clean_env(PYTHONPATH=str(REPO), OUT=str(out), PYTHON=str(image_python),
-                                       PATH=f"{fake}:{os.environ['PATH']}", http_proxy="http://127.0.0.1:9",
-                                       https_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9",
-                                       HTTPS_PROXY="http://127.0.0.1:9"))
+    run = subprocess.run(
+        ["bash", str(REPO / "bench" / "device" / "run.sh"), "--tiny", "--steps", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=clean_env(
+            PYTHONPATH=str(REPO),
+            OUT=str(out),
+            PYTHON=str(image_python),
+            PATH=f"{fake}:{os.environ['PATH']}",
+            http_proxy="http://127.0.0.1:9",
+            https_proxy="http://127.0.0.1:9",
+            HTTP_PROXY="http://127.0.0.1:9",
+            HTTPS_PROXY="http://127.0.0.1:9",
+        ),
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert not (tmp_path / "git-was-run").exists(), "the device run called git"
 
     # what comes back from the device: at most 8 plain files, plain names, at most 2 folders down
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert {p.name for p in files} == {"gpu_step.json", "gpu_step.md", "gpu_step.log", "env.txt", "rope.json", "rope.log"}
-    assert len(files) <= 8 and all(re.fullmatch(r"[A-Za-z0-9._-]+", p.name) and p.stat().st_size < 16 << 20
-                                   for p in files)
+    assert {p.name for p in files} == {
+        "gpu_step.json",
+        "gpu_step.md",
+        "gpu_step.log",
+        "env.txt",
+        "rope.json",
+        "rope.log",
+    }
+    assert len(files) <= 8 and all(
+        re.fullmatch(r"[A-Za-z0-9._-]+", p.name) and p.stat().st_size < 16 << 20 for p in files
+    )
     record = json.loads((out / "gpu_step.json").read_text())
     assert record["machine"]["transformers"] == "5.17.0" and record["tiny"] and record["device"] == "cpu"
     assert record["code"]["sha256"] == code_version()["sha256"]  # the record names the tree it ran
@@ -142,8 +190,13 @@ print(json.dumps(out))
     # transformers 5.17 (there) and this environment's 5.19 give a Qwen2.5-VL the same positions under rope.py
     there = json.loads((out / "rope.json").read_text())
     here_out = tmp_path / "rope-here.json"
-    here = subprocess.run([sys.executable, str(REPO / "bench" / "device" / "rope_check.py"), "--out", str(here_out)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    here = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "device" / "rope_check.py"), "--out", str(here_out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert here.returncode == 0, here.stderr[-3000:]
     here = json.loads(here_out.read_text())
     assert there["transformers"] == "5.17.0" and here["transformers"] != there["transformers"]
@@ -151,8 +204,10 @@ print(json.dumps(out))
     for name in SIMILAR:
         assert here["cases"][name]["positions"] == there["cases"][name]["positions"], name
     assert here["cases"]["get_rope_index"]["rope_deltas"] == there["cases"]["get_rope_index"]["rope_deltas"]
-    print(f"positions equal under transformers {here['transformers']} and {there['transformers']}; transformers' own "
-          f"rule equal between them: {here['cases']['native']['positions'] == there['cases']['native']['positions']}")
+    print(
+        f"positions equal under transformers {here['transformers']} and {there['transformers']}; transformers' own "
+        f"rule equal between them: {here['cases']['native']['positions'] == there['cases']['native']['positions']}"
+    )
 
 
 def code_version() -> dict:

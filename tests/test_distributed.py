@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -33,7 +33,10 @@ def test_an_rl_update_on_two_nodes_equals_one_process(rl_updates, compute_dtype,
     one, two = rl_updates[0][f"{compute_dtype}/even"], rl_updates[1][f"{compute_dtype}/{split}"]
     assert rl_updates[0]["world"] == 1 and rl_updates[1]["world"] == 2
     assert two["groups"] == {"even": 2, "uneven": 3, "one_rank": 4}[split]  # rank 0's share
-    assert two["gathered_after_update"] == {"policy": 0, "reference": 0}  # every unit resharded, the reference's root too
+    assert two["gathered_after_update"] == {
+        "policy": 0,
+        "reference": 0,
+    }  # every unit resharded, the reference's root too
     tol = dict(rel=1e-5, abs=1e-7) if compute_dtype == "float32" else dict(rel=2e-2, abs=1e-4)
     for key in ("loss", "kl", "grad_norm"):
         assert two[key] == pytest.approx(one[key], **tol), key
@@ -88,9 +91,21 @@ def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weight
     assert all(r["distinct_completions"] > 1 for r in straight["records"])
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             str(REPO / "tests" / "dist" / "rl_train.py"), *args("killed")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(REPO / "tests" / "dist" / "rl_train.py"),
+            *args("killed"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None and not (tmp_path / "killed" / "step-000002").exists():
         time.sleep(0.01)
@@ -124,7 +139,9 @@ SFT_RUNS = ("2:11", "4:11,5")
 
 @pytest.mark.slow
 @pytest.mark.parametrize("run, engine", [("2:11", "ddp"), ("2:11", "zero2"), ("4:11,5", "zero3")])
-def test_sft_steps_on_two_processes_equal_one_process(sft_one_process, tiny_model_dir, synth_data, tmp_path, run, engine):
+def test_sft_steps_on_two_processes_equal_one_process(
+    sft_one_process, tiny_model_dir, synth_data, tmp_path, run, engine
+):
     """The loss is the token mean over the global batch however rows fall into processes. With broken rows,
     one process's micro-batch is empty: it runs the placeholder (weight 0) and the step still matches. The
     2 processes run DDP (Trainer's default), DeepSpeed ZeRO-2 (the paper's SFT engine) or ZeRO-3 (parameters
@@ -132,7 +149,9 @@ def test_sft_steps_on_two_processes_equal_one_process(sft_one_process, tiny_mode
     torchrun(2, "sft_step.py", str(tiny_model_dir), str(synth_data), str(tmp_path / "2.pt"), engine, run)
     one, two = sft_one_process[run], torch.load(tmp_path / "2.pt")[run]
     assert two["world"] == 2 and len(one["loss"]) == len(two["loss"]) == 2
-    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5) and two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5) and two["grad_norm"] == pytest.approx(
+        one["grad_norm"], rel=1e-5
+    )
     assert two["weights"].keys() == one["weights"].keys()
     worst = max(float((two["weights"][k].float() - w.float()).abs().max()) for k, w in one["weights"].items())
     assert worst < 1e-5
@@ -143,16 +162,21 @@ def test_sft_steps_on_two_processes_equal_one_process(sft_one_process, tiny_mode
 
 # One vision-tower call per micro-batch (videor1/sft/vision.py), in process: what makes ZeRO-3 above possible.
 
+
 @pytest.fixture(scope="module")
 def sft_examples(synth_data):
     import json
 
-    from videor1.sft import SftDataset
     from videor1.media import MediaRules
+    from videor1.sft import SftDataset
 
-    rules = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
-    rows = [{**r, "media_root": str(synth_data), "process": f"<think>It is {r['solution']}.</think>"}
-            for r in json.loads((synth_data / "train.json").read_text())]
+    rules = MediaRules(
+        max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+    )
+    rows = [
+        {**r, "media_root": str(synth_data), "process": f"<think>It is {r['solution']}.</think>"}
+        for r in json.loads((synth_data / "train.json").read_text())
+    ]
     data = SftDataset(rows, rules)
     videos = [data[i] for i, r in enumerate(rows) if r["data_type"] == "video"]
     images = [data[i] for i, r in enumerate(rows) if r["data_type"] == "image"]
@@ -172,7 +196,11 @@ def loss_and_grads(model, batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, 
     model.zero_grad(set_to_none=True)
     out = model(**{k: v for k, v in batch.items() if k != "problem_ids"})
     out.loss.backward()
-    return out.loss.detach(), out.logits.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    return (
+        out.loss.detach(),
+        out.logits.detach(),
+        {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None},
+    )
 
 
 def test_one_vision_call_computes_what_one_call_per_modality_computes(tiny_model_dir, sft_examples):
@@ -186,10 +214,15 @@ def test_one_vision_call_computes_what_one_call_per_modality_computes(tiny_model
     batch = SftCollator(processor)(sft_examples["mixed"])
     inner = plain.model
     with torch.no_grad():
-        images = inner.get_image_features(batch["pixel_values"], batch["image_grid_thw"], return_dict=True).pooler_output
-        videos = inner.get_video_features(batch["pixel_values_videos"], batch["video_grid_thw"], return_dict=True).pooler_output
-        one_images, one_videos = vision_features(inner, batch["pixel_values"], batch["image_grid_thw"],
-                                                 batch["pixel_values_videos"], batch["video_grid_thw"])
+        images = inner.get_image_features(
+            batch["pixel_values"], batch["image_grid_thw"], return_dict=True
+        ).pooler_output
+        videos = inner.get_video_features(
+            batch["pixel_values_videos"], batch["video_grid_thw"], return_dict=True
+        ).pooler_output
+        one_images, one_videos = vision_features(
+            inner, batch["pixel_values"], batch["image_grid_thw"], batch["pixel_values_videos"], batch["video_grid_thw"]
+        )
     assert [e.shape for e in one_images.pooler_output] == [e.shape for e in images] and len(images) == 2
     assert [e.shape for e in one_videos.pooler_output] == [e.shape for e in videos] and len(videos) == 2
     for got, want in zip(one_images.pooler_output + one_videos.pooler_output, images + videos):
@@ -216,7 +249,10 @@ def test_one_vision_call_on_one_modality_is_bit_identical(tiny_model_dir, sft_ex
     plain, hooked = load_model(tiny_model_dir), load_model(tiny_model_dir)
     use_one_vision_call(hooked)
     batch = SftCollator(load_processor(tiny_model_dir))(sft_examples[modality])
-    (loss, logits, grads), (one_loss, one_logits, one_grads) = loss_and_grads(plain, batch), loss_and_grads(hooked, batch)
+    (loss, logits, grads), (one_loss, one_logits, one_grads) = (
+        loss_and_grads(plain, batch),
+        loss_and_grads(hooked, batch),
+    )
     assert torch.equal(one_loss, loss) and torch.equal(one_logits, logits) and one_grads.keys() == grads.keys()
     assert all(torch.equal(one_grads[k], g) for k, g in grads.items())
 
@@ -265,8 +301,12 @@ def test_a_micro_batch_of_skipped_rows_is_a_real_forward_of_weight_zero(tiny_mod
     from videor1.sft.data import empty_batch
 
     args = SftConfig(output_dir=str(tmp_path), bf16=False, deepspeed=None, gradient_checkpointing=False, use_cpu=True)
-    trainer = SftTrainer(model=load_model(tiny_model_dir), args=args.training_arguments(), train_dataset=[],
-                         data_collator=SftCollator(load_processor(tiny_model_dir)))
+    trainer = SftTrainer(
+        model=load_model(tiny_model_dir),
+        args=args.training_arguments(),
+        train_dataset=[],
+        data_collator=SftCollator(load_processor(tiny_model_dir)),
+    )
     model = trainer.model.train()
     calls = module_calls(model)
     zero = trainer.compute_loss(model, empty_batch())

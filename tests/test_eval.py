@@ -15,7 +15,9 @@ from videor1.media import MediaRules, load_medium
 from videor1.models import load_model, load_processor, model_signature
 from videor1.prompts import prompt_text, user_message
 
-RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+RULES = MediaRules(
+    max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+)
 FAST = SamplingConfig(max_new_tokens=8)
 
 
@@ -46,10 +48,17 @@ class CountingBackend:
 
 
 def test_prompt_has_options_instruction_and_type_suffix():
-    mc = {"problem": "Which way?", "problem_type": "multiple choice", "options": ["A. left", "B. right"], "data_type": "video"}
+    mc = {
+        "problem": "Which way?",
+        "problem_type": "multiple choice",
+        "options": ["A. left", "B. right"],
+        "data_type": "video",
+    }
     text = prompt_text(mc)
     assert text.startswith("Which way?Options:\nA. left\nB. right\n\nPlease think about this question")
-    assert "<think> </think>" in text and text.endswith("single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags.")
+    assert "<think> </think>" in text and text.endswith(
+        "single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags."
+    )
     reg = {"problem": "How big?", "problem_type": "regression", "options": [], "data_type": "image"}
     assert prompt_text(reg).startswith("How big?\nPlease think") and "Options" not in prompt_text(reg)
     assert user_message(reg)["content"][0] == {"type": "image"}
@@ -59,8 +68,13 @@ def test_prompt_has_options_instruction_and_type_suffix():
 
 def test_backend_batches_image_and_video_and_never_samples_vision_tokens(backend, synth_data):
     train = json.loads((synth_data / "train.json").read_text())
-    rows = [next(r for r in train if r["data_type"] == "video"), next(r for r in train if r["data_type"] == "image")] * 2
-    requests = [GenerationRequest([user_message(r)], load_medium(synth_data / r["path"], r["data_type"], RULES)) for r in rows]
+    rows = [
+        next(r for r in train if r["data_type"] == "video"),
+        next(r for r in train if r["data_type"] == "image"),
+    ] * 2
+    requests = [
+        GenerationRequest([user_message(r)], load_medium(synth_data / r["path"], r["data_type"], RULES)) for r in rows
+    ]
     sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=24, n=3, seed=1)
     out = backend.generate(requests, sampling)
     assert [len(c) for c in out] == [3, 3, 3, 3]
@@ -76,8 +90,12 @@ def test_backend_batches_image_and_video_and_never_samples_vision_tokens(backend
 def test_backend_output_depends_on_the_frames(backend, synth_data):
     row = eval_rows(synth_data)[0]
     medium = load_medium(synth_data / row["path"], "video", RULES)
-    dark = type(medium)("video", video=type(medium.video)(torch.zeros_like(medium.video.frames), medium.video.sample_fps,
-                                                          medium.video.indices, medium.video.info))
+    dark = type(medium)(
+        "video",
+        video=type(medium.video)(
+            torch.zeros_like(medium.video.frames), medium.video.sample_fps, medium.video.indices, medium.video.info
+        ),
+    )
     inputs = [GenerationRequest([user_message(row)], m) for m in (medium, dark)]
     from videor1.generation import chat_text, processor_inputs
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import signal
+import time
 
 import pytest
 
@@ -28,8 +28,9 @@ BENCHES = ["mvbench", "tempcompass", "videommmu"]  # 4 rows each in synth_data; 
 FRAMES = [4, 8]
 BATCH = 3  # 4 rows: a full batch and a part-full one per (benchmark, frames): 12 batches
 SAMPLING = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=12, seed=3)
-PROTOCOL = resolve_protocol("spec", {"video_min_pixels": 3136, "video_max_pixels": 3136, "image_min_pixels": 3136,
-                                     "image_max_pixels": 7056})
+PROTOCOL = resolve_protocol(
+    "spec", {"video_min_pixels": 3136, "video_max_pixels": 3136, "image_min_pixels": 3136, "image_max_pixels": 7056}
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +52,38 @@ def setup(synth_data, model_dir, out, *, nproc: int):
     """The stage's pieces for BENCHES × FRAMES into ``out``: the job, the stores, the frame cache."""
     cache = FrameCache(out / "frames", 2**30)
     warm = tuple(PROTOCOL.rules(f) for f in FRAMES) if nproc > 1 else ()
-    runs = {f: EvalRun(media_root=synth_data, rules=PROTOCOL.rules(f), sampling=SAMPLING, batch_size=BATCH,
-                       media_workers=1, wording=PROTOCOL.wording, frame_cache=cache, warm_rules=warm) for f in FRAMES}
+    runs = {
+        f: EvalRun(
+            media_root=synth_data,
+            rules=PROTOCOL.rules(f),
+            sampling=SAMPLING,
+            batch_size=BATCH,
+            media_workers=1,
+            wording=PROTOCOL.wording,
+            frame_cache=cache,
+            warm_rules=warm,
+        )
+        for f in FRAMES
+    }
     rows = {b: json.loads((synth_data / f"eval_{b}.json").read_text()) for b in BENCHES}
     signature = model_signature(model_dir)
-    stores = {(b, f): ShardedStore(out / "eval" / f"{b}@{f}.jsonl", run_fingerprint(runs[f], rows[b], signature, "transformers"))
-              for b in BENCHES for f in FRAMES}
-    job = EvalJob(backend="transformers", model_dir=str(model_dir), backend_kwargs={"batch_size": BATCH}, rows=rows,
-                  runs=runs, outputs={k: str(s.path) for k, s in stores.items()}, batch_size=BATCH, media_workers=1)
+    stores = {
+        (b, f): ShardedStore(
+            out / "eval" / f"{b}@{f}.jsonl", run_fingerprint(runs[f], rows[b], signature, "transformers")
+        )
+        for b in BENCHES
+        for f in FRAMES
+    }
+    job = EvalJob(
+        backend="transformers",
+        model_dir=str(model_dir),
+        backend_kwargs={"batch_size": BATCH},
+        rows=rows,
+        runs=runs,
+        outputs={k: str(s.path) for k, s in stores.items()},
+        batch_size=BATCH,
+        media_workers=1,
+    )
     return job, stores, cache
 
 
@@ -101,8 +126,12 @@ def reference(synth_data, model_dir, backend, tmp_path_factory):
     job, stores, cache = setup(synth_data, model_dir, out, nproc=1)
     assert run_one(job, stores, backend, cache) == 24
     files = outputs(out)
-    texts = [json.loads(line)["output"] for name, data in files.items() if name.endswith(".jsonl")
-             for line in data.splitlines()]
+    texts = [
+        json.loads(line)["output"]
+        for name, data in files.items()
+        if name.endswith(".jsonl")
+        for line in data.splitlines()
+    ]
     assert len(texts) == 24 and len(set(texts)) > 12, "sampled outputs should differ row to row"
     return files
 
@@ -124,8 +153,15 @@ def test_two_processes_write_what_one_writes(reference, synth_data, model_dir, t
             env.append(found)
 
     before = os.environ.get("CUDA_VISIBLE_DEVICES")
-    pool, units, merged = run_n(job, stores, 2, together=True, devices=["6,7", "GPU-b"], on_start=started,
-                                on_done=lambda u, k: by_worker.__setitem__(k, by_worker[k] + 1))
+    pool, units, merged = run_n(
+        job,
+        stores,
+        2,
+        together=True,
+        devices=["6,7", "GPU-b"],
+        on_start=started,
+        on_done=lambda u, k: by_worker.__setitem__(k, by_worker[k] + 1),
+    )
     assert pool.failures == [] and len(units) == 12 and sum(by_worker.values()) == 12 and min(by_worker.values()) > 0
     assert env == [b"CUDA_VISIBLE_DEVICES=6,7", b"CUDA_VISIBLE_DEVICES=GPU-b"]
     assert os.environ.get("CUDA_VISIBLE_DEVICES") == before  # the stage's own environment is left as it was
@@ -135,8 +171,9 @@ def test_two_processes_write_what_one_writes(reference, synth_data, model_dir, t
     assert units == [] and again.failures == [] and outputs(tmp_path) == reference
 
 
-def test_a_worker_killed_mid_run_resumes_with_only_the_missing_batches(reference, synth_data, model_dir, backend,
-                                                                        tmp_path):
+def test_a_worker_killed_mid_run_resumes_with_only_the_missing_batches(
+    reference, synth_data, model_dir, backend, tmp_path
+):
     job, stores, _ = setup(synth_data, model_dir, tmp_path, nproc=2)
     procs, killed = [], []
 
@@ -149,7 +186,7 @@ def test_a_worker_killed_mid_run_resumes_with_only_the_missing_batches(reference
     assert len(pool.failures) == 1 and "worker 1" in pool.failures[0] and "signal 9" in pool.failures[0]
     have = sum(len(d) for d in merged.values())
     assert 0 < have < 24, "the kill did not land mid-run"
-    for (bench, frames), d in merged.items():  # what is there is a one-process run's rows, in row order
+    for bench, frames in merged:  # what is there is a one-process run's rows, in row order
         lines = (tmp_path / "eval" / f"{bench}@{frames}.jsonl").read_bytes().splitlines(keepends=True)
         assert set(lines) <= set(reference[f"{bench}@{frames}.jsonl"].splitlines(keepends=True))
     assert not list((tmp_path / "eval").glob("*.part-*"))

@@ -18,8 +18,9 @@ from .conftest import REPO
 
 
 def test_gpu_stages_go_to_the_gpu_pool():
-    assert [pool_of(s) for s in ("synth", "collect", "cot", "filter", "sft", "rl", "evaluate@base", "eval", "report")] \
-        == ["cpu", "cpu", "gpu", "cpu", "gpu", "gpu", "gpu", "gpu", "cpu"]
+    assert [
+        pool_of(s) for s in ("synth", "collect", "cot", "filter", "sft", "rl", "evaluate@base", "eval", "report")
+    ] == ["cpu", "cpu", "gpu", "cpu", "gpu", "gpu", "gpu", "gpu", "cpu"]
 
 
 def test_plan_groups_consecutive_stages_of_a_pool_in_dvc_order(project):
@@ -42,8 +43,20 @@ def test_the_run_order_follows_the_dependencies_not_the_file_order(project):
     spec = yaml.safe_load(dvc_yaml.read_text())
     spec["stages"] = {"report": spec["stages"].pop("report"), **spec["stages"]}
     dvc_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert run_order(project) == ["synth", "base_model", "collect", "cot", "filter", "sft", "rl",
-                                  "evaluate@base", "evaluate@sft", "evaluate@rl", "eval", "report"]
+    assert run_order(project) == [
+        "synth",
+        "base_model",
+        "collect",
+        "cot",
+        "filter",
+        "sft",
+        "rl",
+        "evaluate@base",
+        "evaluate@sft",
+        "evaluate@rl",
+        "eval",
+        "report",
+    ]
 
 
 def _recording_python(directory: Path, log: Path) -> Path:

@@ -23,8 +23,8 @@ from videor1.media import (
 
 from .conftest import SAMPLE_MP4
 
-
 # ---- smart_nframes: n = floor_even(min(max(total / fps_video * 2, 4), max_frames, total))
+
 
 @pytest.mark.parametrize(
     "total, video_fps, kwargs, expected",
@@ -101,6 +101,7 @@ def test_smart_resize_rejects_extreme_aspect_and_bad_sizes():
 
 # ---- exact frames
 
+
 @pytest.mark.parametrize("name", ["short_gop", "long_gop", "edit_list_cut", "faststart"])
 def test_read_frames_equal_sequential_decode(videos, name):
     path = videos[name]
@@ -150,6 +151,7 @@ def test_read_video_resizes_per_spec(videos):
 
 # ---- hostile media: one exception type, naming the file and the cause
 
+
 @pytest.mark.parametrize(
     "name, cause",
     [
@@ -196,6 +198,7 @@ def test_missing_file(tmp_path):
 
 
 # ---- images
+
 
 def test_images_rgb_resized_and_hostile(tmp_path):
     rgba = Image.new("RGBA", (100, 50), (255, 0, 0, 0))  # fully transparent: composited on white

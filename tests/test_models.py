@@ -51,7 +51,9 @@ def test_local_bpe_renders_the_same_template(bpe):
 
 
 def test_same_seed_same_weight_bytes(bpe, tmp_path):
-    proc = build_processor(bpe, image_min_pixels=3136, image_max_pixels=7056, video_min_pixels=3136, video_max_pixels=3136)
+    proc = build_processor(
+        bpe, image_min_pixels=3136, image_max_pixels=7056, video_min_pixels=3136, video_max_pixels=3136
+    )
     digests = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         save_model_dir(build_tiny_model(TinyModelConfig(seed=seed), bpe), proc, tmp_path / name)
@@ -60,7 +62,9 @@ def test_same_seed_same_weight_bytes(bpe, tmp_path):
 
 
 def test_saved_dir_loads_and_video_reaches_the_forward(bpe, tmp_path):
-    proc = build_processor(bpe, image_min_pixels=3136, image_max_pixels=7056, video_min_pixels=3136, video_max_pixels=3136)
+    proc = build_processor(
+        bpe, image_min_pixels=3136, image_max_pixels=7056, video_min_pixels=3136, video_max_pixels=3136
+    )
     save_model_dir(build_tiny_model(TinyModelConfig(), bpe), proc, tmp_path / "m")
     model, processor = load_model(tmp_path / "m"), load_processor(tmp_path / "m")
     assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"

@@ -67,8 +67,16 @@ def medium_model_dir(tiny_model_dir, tmp_path_factory):
     from videor1.models import TinyModelConfig, build_tiny_model, load_processor, save_model_dir
 
     processor = load_processor(tiny_model_dir)
-    model = build_tiny_model(TinyModelConfig(hidden_size=512, intermediate_size=2048, num_hidden_layers=16,
-                                             mrope_section=[16, 24, 24], tie_word_embeddings=False), processor.tokenizer)
+    model = build_tiny_model(
+        TinyModelConfig(
+            hidden_size=512,
+            intermediate_size=2048,
+            num_hidden_layers=16,
+            mrope_section=[16, 24, 24],
+            tie_word_embeddings=False,
+        ),
+        processor.tokenizer,
+    )
     target = tmp_path_factory.mktemp("models") / "medium"
     save_model_dir(model.to(torch.bfloat16), processor, target)
     return target
@@ -92,8 +100,16 @@ def test_start_up_holds_no_full_fp32_replica_on_any_rank(medium_model_dir, tmp_p
 def test_engine_arguments_per_launch_and_refusals_before_any_engine(monkeypatch):
     """Under torchrun a colocated engine gets vLLM's external launcher; alone it does not. Tensor parallel > 1
     per rank and sleep mode on the CPU build are refused in one line before an engine starts."""
-    args = dict(tensor_parallel_size=1, max_model_len=2048, gpu_memory_utilization=0.3, dtype="float32", seed=0,
-                enforce_eager=None, max_num_seqs=16, sleep_mode=False)
+    args = dict(
+        tensor_parallel_size=1,
+        max_model_len=2048,
+        gpu_memory_utilization=0.3,
+        dtype="float32",
+        seed=0,
+        enforce_eager=None,
+        max_num_seqs=16,
+        sleep_mode=False,
+    )
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     assert "distributed_executor_backend" not in vllm_engine.engine_args("m", colocated=True, **args)
     monkeypatch.setenv("LOCAL_RANK", "1")
@@ -105,19 +121,26 @@ def test_engine_arguments_per_launch_and_refusals_before_any_engine(monkeypatch)
         vllm_engine.engine_args("m", colocated=True, **{**args, "sleep_mode": True})
 
 
-@pytest.mark.parametrize("knobs, message", [
-    ({"vllm_sleep": "yes"}, "vllm_sleep must be true or false"),
-    ({"vllm_sleep": True, "rollout_backend": "transformers"}, "needs rollout_backend: vllm"),
-    ({"vllm_sleep": True, "rollout_backend": "vllm"}, "CPU build has no sleep mode"),
-    ({"max_model_len": 0}, "max_model_len must be a positive number"),
-    ({"train": {"sync_bucket_mb": -1}}, "sync_bucket_mb must be a whole number"),
-    ({"attn_implementation": "flash"}, "attn_implementation must be one of sdpa, eager, flash_attention_2"),
-    ({"attn_implementation": "flash_attention_2"}, "needs the flash-attn package"),
-])
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"vllm_sleep": "yes"}, "vllm_sleep must be true or false"),
+        ({"vllm_sleep": True, "rollout_backend": "transformers"}, "needs rollout_backend: vllm"),
+        ({"vllm_sleep": True, "rollout_backend": "vllm"}, "CPU build has no sleep mode"),
+        ({"max_model_len": 0}, "max_model_len must be a positive number"),
+        ({"train": {"sync_bucket_mb": -1}}, "sync_bucket_mb must be a whole number"),
+        ({"attn_implementation": "flash"}, "attn_implementation must be one of sdpa, eager, flash_attention_2"),
+        ({"attn_implementation": "flash_attention_2"}, "needs the flash-attn package"),
+    ],
+)
 def test_node_knobs_are_refused_in_one_line_before_any_work(knobs, message):
     from tasks.rl import node_knob_error
 
     p = {"rollout_backend": "vllm", "train": {}, **knobs}
     assert message in node_knob_error(p)
-    assert node_knob_error({"rollout_backend": "vllm", "vllm_sleep": False, "max_model_len": 4096,
-                            "train": {"sync_bucket_mb": 0}}) is None
+    assert (
+        node_knob_error(
+            {"rollout_backend": "vllm", "vllm_sleep": False, "max_model_len": 4096, "train": {"sync_bucket_mb": 0}}
+        )
+        is None
+    )

@@ -18,8 +18,20 @@ import yaml
 from tests.conftest import sh, spanning_setup
 from videor1.data.synth import BROKEN_CASES
 
-STAGES = ["synth", "base_model", "collect", "cot", "filter", "sft", "rl", "evaluate@base", "evaluate@sft", "evaluate@rl",
-          "eval", "report"]
+STAGES = [
+    "synth",
+    "base_model",
+    "collect",
+    "cot",
+    "filter",
+    "sft",
+    "rl",
+    "evaluate@base",
+    "evaluate@sft",
+    "evaluate@rl",
+    "eval",
+    "report",
+]
 
 WAIT = """
 import sys, time
@@ -130,16 +142,28 @@ def lock_outs(project: Path) -> dict[str, str]:
 def start_site(where: Path, port: int, **extra: str) -> dict[str, str]:
     """A Prefect server on a loopback port with the pools, the deployments and the crash automation (run from
     ``where``); returns the environment its clients use."""
-    env = {"PREFECT_HOME": str(where.parent / f"prefect-{port}"), "PREFECT_PORT": str(port),
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_WORKER_QUERY_SECONDS": "1",
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", **extra}
+    env = {
+        "PREFECT_HOME": str(where.parent / f"prefect-{port}"),
+        "PREFECT_PORT": str(port),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        **extra,
+    }
     sh(where, "bash", "scripts/prefect_local.sh", "server", env=env)
     return env
 
 
 def start_worker(checkout: Path, pool: str, env: dict[str, str]) -> int:
     """A process worker for ``pool`` running flows in ``checkout`` (its own PREFECT_HOME there); its pid."""
-    sh(checkout, "bash", "scripts/prefect_local.sh", "worker", pool, env={**env, "PREFECT_HOME": str(checkout / ".prefect")})
+    sh(
+        checkout,
+        "bash",
+        "scripts/prefect_local.sh",
+        "worker",
+        pool,
+        env={**env, "PREFECT_HOME": str(checkout / ".prefect")},
+    )
     return int((checkout / ".prefect" / "pids").read_text().split()[-1])
 
 
@@ -148,7 +172,9 @@ def stop(checkout: Path, env: dict[str, str], home: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equals_a_one_checkout_run(project, tmp_path_factory):
+def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equals_a_one_checkout_run(
+    project, tmp_path_factory
+):
     """Two clones, each with its own DVC cache and its own worker (cpu, gpu), an S3 remote (moto on loopback) and a
     git remote between them. The GPU worker is killed (-9, with everything it started) in the middle of `rl`: the flow
     run is marked Crashed; a new worker and a retry finish it from rl's newest checkpoint, redoing no earlier stage.
@@ -167,26 +193,42 @@ def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equa
     stops = []  # (checkout, PREFECT_HOME) of everything started, for the cleanup
     # the reference: the same flows on one checkout and one DVC cache (the default), in process on Prefect's
     # ephemeral server; deployments and workers are what the run across machines exercises
-    reference = subprocess.Popen([sys.executable, "-c", "from flows.pipeline import pipeline; pipeline('tiny', use_deployments=False)"],
-                                 cwd=one_checkout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 env={**{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-                                      "PYTHONPATH": str(one_checkout), "DVC_NO_ANALYTICS": "1",
-                                      "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                                      "PREFECT_HOME": str(work / "prefect-reference"),
-                                      "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"})
+    reference = subprocess.Popen(
+        [sys.executable, "-c", "from flows.pipeline import pipeline; pipeline('tiny', use_deployments=False)"],
+        cwd=one_checkout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+            "PYTHONPATH": str(one_checkout),
+            "DVC_NO_ANALYTICS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PREFECT_HOME": str(work / "prefect-reference"),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        },
+    )
 
     s3_port, secret = free_port(), "videor1-s3-secret-for-this-test"
     s3_env = {"AWS_ACCESS_KEY_ID": "videor1-key", "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1"}
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
-                            env={**os.environ, **s3_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
+        env={**os.environ, **s3_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         import boto3
 
         deadline = time.monotonic() + 60
         while True:
             try:
-                boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", **{k.lower(): v for k, v in s3_env.items()
-                             if k != "AWS_DEFAULT_REGION"}, region_name="us-east-1").create_bucket(Bucket="videor1")
+                boto3.client(
+                    "s3",
+                    endpoint_url=f"http://127.0.0.1:{s3_port}",
+                    **{k.lower(): v for k, v in s3_env.items() if k != "AWS_DEFAULT_REGION"},
+                    region_name="us-east-1",
+                ).create_bucket(Bucket="videor1")
                 break
             except Exception:
                 assert time.monotonic() < deadline, "moto's S3 server did not start"
@@ -197,13 +239,25 @@ def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equa
         start_worker(cpu, "cpu", env)
         gpu_worker = start_worker(gpu, "gpu", env)
 
-        run = sh(cpu, sys.executable, "-m", "prefect", "deployment", "run", "videor1-pipeline/tiny", "--param",
-                 "remote=storage", env=env)
+        run = sh(
+            cpu,
+            sys.executable,
+            "-m",
+            "prefect",
+            "deployment",
+            "run",
+            "videor1-pipeline/tiny",
+            "--param",
+            "remote=storage",
+            env=env,
+        )
         run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
         checkpoint = gpu / "models" / "rl-checkpoints" / "step-000002"
         deadline = time.monotonic() + 900
         while not checkpoint.is_dir():
-            assert time.monotonic() < deadline and not (gpu / "models" / "rl").exists(), "rl never reached its checkpoint"
+            assert time.monotonic() < deadline and not (gpu / "models" / "rl").exists(), (
+                "rl never reached its checkpoint"
+            )
             time.sleep(0.05)
         worker = psutil.Process(gpu_worker)
         for proc in [worker, *worker.children(recursive=True)]:  # the machine goes down: the worker and all it runs
@@ -222,10 +276,10 @@ def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equa
 
         tasks = json.loads(sh(cpu, sys.executable, "-c", TASK_RUNS, env=env).stdout.strip().splitlines()[-1])
         by_stage = {stage: [t["state"] for t in tasks if t["name"] == stage] for stage in STAGES}
-        before_rl = STAGES[:STAGES.index("rl")]  # ran once, then found up to date on the branch
+        before_rl = STAGES[: STAGES.index("rl")]  # ran once, then found up to date on the branch
         assert all(sorted(by_stage[s]) == ["Completed", "Skipped"] for s in before_rl), by_stage
         assert by_stage["rl"].count("Completed") == 1, by_stage
-        assert all(by_stage[s] == ["Completed"] for s in STAGES[STAGES.index("rl") + 1:]), by_stage
+        assert all(by_stage[s] == ["Completed"] for s in STAGES[STAGES.index("rl") + 1 :]), by_stage
         logs = sh(cpu, sys.executable, "-c", LOGS, env=env).stdout
         assert "rl: resuming from models/rl-checkpoints/step-000002 (step 2)" in logs
 
@@ -238,21 +292,29 @@ def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equa
         # data and models by hash, rl's model too (resumed from its checkpoint, bit for bit); not metrics, plots, logs,
         # reports (they hold timings: compared below without them), the quarantine (its reasons name each checkout's
         # absolute paths) nor the checkpoints (working state)
-        kept = [k for k in ours if not k.startswith(("metrics/", "plots/", "logs/", "reports/"))
-                and k not in {"data/quarantine.jsonl", "models/rl-checkpoints"}]
+        kept = [
+            k
+            for k in ours
+            if not k.startswith(("metrics/", "plots/", "logs/", "reports/"))
+            and k not in {"data/quarantine.jsonl", "models/rl-checkpoints"}
+        ]
         assert {"data/synth", "models/sft", "models/rl", "data/cot.parquet", "data/eval/rl"} <= set(kept)
         assert {k: ours[k] for k in kept} == {k: theirs[k] for k in kept}
-        assert (cpu / "data" / "quarantine.jsonl").read_text().replace(str(cpu), "") == \
-            (one_checkout / "data" / "quarantine.jsonl").read_text().replace(str(one_checkout), "")
+        assert (cpu / "data" / "quarantine.jsonl").read_text().replace(str(cpu), "") == (
+            one_checkout / "data" / "quarantine.jsonl"
+        ).read_text().replace(str(one_checkout), "")
         for name in ("eval_base", "eval_sft", "eval_rl", "collect", "filter", "cot", "sft", "rl"):
             ours_m = json.loads((cpu / "metrics" / f"{name}.json").read_text())
             theirs_m = json.loads((one_checkout / "metrics" / f"{name}.json").read_text())
             assert without_timings(ours_m) == without_timings(theirs_m), name
         assert (cpu / "reports" / "eval.md").read_text() == (one_checkout / "reports" / "eval.md").read_text()
         # the remote's credentials are in no file of the run and in no log
-        for text in [*(p.read_text() for p in (cpu / "params.yaml", cpu / "dvc.lock", cpu / ".dvc" / "config")), logs,
-                     *(p.read_text() for p in Path(env["PREFECT_HOME"]).glob("*.log")),
-                     *(p.read_text() for c in (cpu, gpu) for p in (c / ".prefect").glob("*.log"))]:
+        for text in [
+            *(p.read_text() for p in (cpu / "params.yaml", cpu / "dvc.lock", cpu / ".dvc" / "config")),
+            logs,
+            *(p.read_text() for p in Path(env["PREFECT_HOME"]).glob("*.log")),
+            *(p.read_text() for c in (cpu, gpu) for p in (c / ".prefect").glob("*.log")),
+        ]:
             assert secret not in text
     finally:
         reference.kill()
@@ -278,7 +340,9 @@ def test_a_server_for_other_machines_needs_basic_auth_and_refuses_clients_withou
 
     repo = Path(__file__).resolve().parents[1]
     home = {"PREFECT_HOME": str(tmp_path / "prefect")}
-    refused = sh(repo, "bash", "scripts/prefect_local.sh", "start", check=False, env={**home, "PREFECT_SERVER_HOST": "0.0.0.0"})
+    refused = sh(
+        repo, "bash", "scripts/prefect_local.sh", "start", check=False, env={**home, "PREFECT_SERVER_HOST": "0.0.0.0"}
+    )
     assert refused.returncode == 2 and "without PREFECT_SERVER_API_AUTH_STRING" in refused.stderr
     assert not (tmp_path / "prefect" / "pids").exists()  # nothing was started
 
@@ -287,8 +351,12 @@ def test_a_server_for_other_machines_needs_basic_auth_and_refuses_clients_withou
     env = {**os.environ, **home, "PREFECT_SERVER_API_AUTH_STRING": secret, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     log = tmp_path / "server.log"
     with log.open("w") as fh:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(port)], env=env, stdout=fh, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 120
         while True:  # the health probe stays open, as Kubernetes probes need
@@ -302,8 +370,9 @@ def test_a_server_for_other_machines_needs_basic_auth_and_refuses_clients_withou
         def status(auth: str | None) -> int:
             import base64
 
-            request = urllib.request.Request(f"{api}/flows/filter", data=b"{}", method="POST",
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                f"{api}/flows/filter", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+            )
             if auth:
                 request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
             try:
@@ -313,7 +382,10 @@ def test_a_server_for_other_machines_needs_basic_auth_and_refuses_clients_withou
 
         assert (status(None), status("videor1:wrong"), status(secret)) == (401, 401, 200)
         client_env = {**home, "PREFECT_API_URL": api}
-        assert sh(repo, sys.executable, "-c", READ_FLOWS, env={**client_env, "PREFECT_API_AUTH_STRING": secret}).returncode == 0
+        assert (
+            sh(repo, sys.executable, "-c", READ_FLOWS, env={**client_env, "PREFECT_API_AUTH_STRING": secret}).returncode
+            == 0
+        )
         anonymous = sh(repo, sys.executable, "-c", READ_FLOWS, env=client_env, check=False)
         assert anonymous.returncode != 0 and "401" in anonymous.stderr
     finally:

@@ -6,10 +6,10 @@ collect, cot and filter write."""
 from __future__ import annotations
 
 import csv
-import os
 import json
-import signal
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -54,10 +54,17 @@ def test_killed_eval_resumes_without_regenerating(project):
     (project / "data" / "synth" / "eval_mmvu.json").unlink()  # reported missing; the other five run
     out_dir = project / "data" / "eval" / "base"
     env = {**os.environ, "PYTHONPATH": str(project)}
-    proc = subprocess.Popen([sys.executable, "-m", "tasks.evaluate", "base"], cwd=project, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tasks.evaluate", "base"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and (not out_dir.exists() or _complete_lines(out_dir) < 5):
+    while (
+        time.monotonic() < deadline and proc.poll() is None and (not out_dir.exists() or _complete_lines(out_dir) < 5)
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -73,8 +80,10 @@ def test_killed_eval_resumes_without_regenerating(project):
         assert (out_dir / name).read_bytes().startswith(head)
     assert _complete_lines(out_dir) == total
     # image_min_pixels 3136 is the reference's own 4·28·28: not an override
-    assert metrics["protocol"]["label"] == \
-        "reference, image_max_pixels=7056, max_new_tokens=48, video_max_pixels=3136, video_min_pixels=3136"
+    assert (
+        metrics["protocol"]["label"]
+        == "reference, image_max_pixels=7056, max_new_tokens=48, video_max_pixels=3136, video_min_pixels=3136"
+    )
     assert metrics["protocol"]["temperature"] == 0.1 and metrics["protocol"]["mra"] == "float32"
     for per in metrics["frames"].values():
         assert "eval_mmvu.json does not exist" in per["mmvu"]["missing"] and per["mvbench"]["rows"] == 2
@@ -90,10 +99,13 @@ def test_killed_cot_with_the_transformers_teacher_resumes_and_the_vllm_teacher_r
     sh(project, sys.executable, "-m", "dvc", "repro", "base_model", "collect")
     log = project / "data" / "cot" / "completions.jsonl"
     env = {**os.environ, "PYTHONPATH": str(project)}
-    proc = subprocess.Popen([sys.executable, "-m", "tasks.cot"], cwd=project, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tasks.cot"], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and (not log.exists() or log.read_bytes().count(b"\n") < 4):
+    while (
+        time.monotonic() < deadline and proc.poll() is None and (not log.exists() or log.read_bytes().count(b"\n") < 4)
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -152,8 +164,23 @@ def test_repro_sft_trains_and_rl_runs_on_both_rollout_backends(project):
     baseline = tree_digest(project / "models" / "rl")
 
     # an experiment: the same rl stage with vLLM rollouts (weights synced every step), then the eval on vLLM
-    sh(project, sys.executable, "-m", "dvc", "exp", "run", "-n", "vllm-rollouts", "-S", "tiny.rl.rollout_backend=vllm",
-       "-S", "tiny.eval.backend=vllm", "-S", "tiny.eval.frames=[4]", "evaluate@rl")
+    sh(
+        project,
+        sys.executable,
+        "-m",
+        "dvc",
+        "exp",
+        "run",
+        "-n",
+        "vllm-rollouts",
+        "-S",
+        "tiny.rl.rollout_backend=vllm",
+        "-S",
+        "tiny.eval.backend=vllm",
+        "-S",
+        "tiny.eval.frames=[4]",
+        "evaluate@rl",
+    )
     experiment = tree_digest(project / "models" / "rl")
     assert experiment != baseline
     rl = json.loads((project / "metrics" / "rl.json").read_text())
@@ -162,7 +189,10 @@ def test_repro_sft_trains_and_rl_runs_on_both_rollout_backends(project):
         curve = list(csv.DictReader(fh))
     assert len(curve) == 4 and all(float(r["distinct_completions"]) > 1 for r in curve)
     for bench in ("mvbench", "vsibench"):  # per-row outputs, comparable row by row across backends
-        rows = [json.loads(line) for line in (project / "data" / "eval" / "rl" / f"{bench}@4.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line)
+            for line in (project / "data" / "eval" / "rl" / f"{bench}@4.jsonl").read_text().splitlines()
+        ]
         assert len(rows) == 2 and all(r["output"] is not None and r["problem_id"] is not None for r in rows)
     assert json.loads((project / "metrics" / "eval_rl.json").read_text())["frames"]["4"]["mean"] is not None
 
@@ -202,10 +232,15 @@ def test_killed_sft_resumes_with_the_same_steps_and_data_order(project):
     shutil.rmtree(project / "models" / "sft")
 
     env = {**os.environ, "PYTHONPATH": str(project)}
-    proc = subprocess.Popen([sys.executable, "-m", "tasks.sft"], cwd=project, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tasks.sft"], cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and not (checkpoints / "checkpoint-8" / "trainer_state.json").exists():
+    while (
+        time.monotonic() < deadline
+        and proc.poll() is None
+        and not (checkpoints / "checkpoint-8" / "trainer_state.json").exists()
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -219,4 +254,3 @@ def test_killed_sft_resumes_with_the_same_steps_and_data_order(project):
     metrics = json.loads((project / "metrics" / "sft.json").read_text())
     assert metrics["steps"] == full["steps"] == 12 and metrics["resumed_from_step"] == resumed["start"]
     assert metrics["loss_last_window"] == pytest.approx(full["loss_last_window"], rel=1e-4)
-

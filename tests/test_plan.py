@@ -54,15 +54,26 @@ def test_the_paper_profile_fits_8x80_and_4x96_but_not_one_gpu(seven_b):
 def test_the_profile_knobs_reach_the_rl_run_shape():
     rl = profile_runs(PARAMS, "paper")["rl"]
     knobs = PARAMS["paper"]["rl"]
-    assert knobs["rollout_backend"] == "vllm" and knobs["vllm_sleep"] is True and knobs["train"]["gradient_checkpointing"]
-    assert (rl.vllm_share, rl.vllm_sleep, rl.sync_bucket_mb, rl.max_model_len, rl.gradient_checkpointing) == \
-        (knobs["gpu_memory_utilization"], True, 1024, 4096, True)
+    assert (
+        knobs["rollout_backend"] == "vllm" and knobs["vllm_sleep"] is True and knobs["train"]["gradient_checkpointing"]
+    )
+    assert (rl.vllm_share, rl.vllm_sleep, rl.sync_bucket_mb, rl.max_model_len, rl.gradient_checkpointing) == (
+        knobs["gpu_memory_utilization"],
+        True,
+        1024,
+        4096,
+        True,
+    )
     assert (rl.prompts_per_step, rl.completions, rl.temporal, rl.checkpoint_bytes) == (8, 8, True, 2)  # SFT saves bf16
     other = copy.deepcopy(PARAMS)
     other["paper"]["rl"].update(rollout_backend="transformers", vllm_sleep=True)
     other["paper"]["rl"]["train"]["gradient_checkpointing"] = False
     off = profile_runs(other, "paper")["rl"]
-    assert (off.vllm_share, off.vllm_sleep, off.gradient_checkpointing) == (0.0, False, False)  # no engine, nothing to sleep
+    assert (off.vllm_share, off.vllm_sleep, off.gradient_checkpointing) == (
+        0.0,
+        False,
+        False,
+    )  # no engine, nothing to sleep
 
 
 def test_the_7b_root_unit_is_every_parameter_outside_the_layers_and_blocks(seven_b):
@@ -122,8 +133,9 @@ def test_sleep_mode_takes_the_vllm_share_off_the_train_step(seven_b):
     assert awake.totals["train step"] - asleep.totals["train step"] == pytest.approx(share)
     assert awake.totals["rollout"] == asleep.totals["rollout"]  # sampling: the whole share either way
     # the sync: its bf16 weights (15.4 GiB) instead of the whole share
-    assert awake.totals["weight sync (streamed)"] - asleep.totals["weight sync (streamed)"] == \
-        pytest.approx(share - 2 * seven_b.params / GIB)
+    assert awake.totals["weight sync (streamed)"] - asleep.totals["weight sync (streamed)"] == pytest.approx(
+        share - 2 * seven_b.params / GIB
+    )
     assert "vLLM (gpu_memory_utilization)" not in asleep.terms and "vLLM (gpu_memory_utilization)" in awake.terms
     assert asleep.host_gb["vLLM asleep, weights of 8 engines (node)"] == pytest.approx(8 * 2 * seven_b.params / GIB)
 
@@ -147,9 +159,13 @@ def test_vllm_share_holds_its_weights_and_a_kv_cache_for_max_model_len(seven_b):
     v = plan_memory(seven_b, rl, 8, 80).vllm
     assert v["kv_bytes_per_token"] == 2 * 28 * 512 * 2  # k and v, 28 layers, 4 KV heads × 128, bf16
     assert v["weights_gb"] == pytest.approx(2 * seven_b.params / GIB)
-    assert v["kv_tokens"] == int((v["budget_gb"] - v["weights_gb"] - v["allowance_gb"]) * GIB // v["kv_bytes_per_token"])
+    assert v["kv_tokens"] == int(
+        (v["budget_gb"] - v["weights_gb"] - v["allowance_gb"]) * GIB // v["kv_bytes_per_token"]
+    )
     assert v["rollout_sequences"] == 12 and v["kv_tokens"] > v["rollout_tokens"] > v["max_model_len"] == 4096
-    assert not plan_memory(seven_b, dataclasses.replace(rl, vllm_share=0.2), 8, 80).vllm_fits  # 16 GiB: weights + allowance
+    assert not plan_memory(
+        seven_b, dataclasses.replace(rl, vllm_share=0.2), 8, 80
+    ).vllm_fits  # 16 GiB: weights + allowance
     assert not plan_memory(seven_b, dataclasses.replace(rl, max_model_len=1024), 8, 80).vllm_fits  # prompt 1,280 + 768
 
 
@@ -163,8 +179,12 @@ def test_plan_command(capsys):
     assert rl["margin_gb"] == pytest.approx(0.98 * 80 - rl["total_gb"], abs=0.01) and rl["margin_gb"] > 0
     assert main(["plan", "--gpus", "8", "--gpu-gb", "80"]) == 0
     text = capsys.readouterr().out
-    for line in ("start-up peak: 8.8 GiB per GPU", "weight sync peak: 36.8 GiB", "margin (GiB left)",
-                 f"rl: peak rollout {rl['total_gb']:.1f} GiB, margin {rl['margin_gb']:.1f} GiB"):
+    for line in (
+        "start-up peak: 8.8 GiB per GPU",
+        "weight sync peak: 36.8 GiB",
+        "margin (GiB left)",
+        f"rl: peak rollout {rl['total_gb']:.1f} GiB, margin {rl['margin_gb']:.1f} GiB",
+    ):
         assert line in text, line
     assert main(["plan", "--gpus", "1", "--gpu-gb", "80"]) == 1  # does not fit: exit 1
 
@@ -177,10 +197,16 @@ def measured_setup(tiny_model_dir, synth_data):
     from videor1.rl.rollout import prompt_inputs
 
     pixels = 4 * 56 * 56
-    rules = MediaRules(max_frames=16, video_min_pixels=pixels, video_max_pixels=pixels, image_min_pixels=3136,
-                       image_max_pixels=7056)
-    processor = build_processor(load_processor(tiny_model_dir).tokenizer, image_min_pixels=3136, image_max_pixels=7056,
-                                video_min_pixels=pixels, video_max_pixels=pixels)
+    rules = MediaRules(
+        max_frames=16, video_min_pixels=pixels, video_max_pixels=pixels, image_min_pixels=3136, image_max_pixels=7056
+    )
+    processor = build_processor(
+        load_processor(tiny_model_dir).tokenizer,
+        image_min_pixels=3136,
+        image_max_pixels=7056,
+        video_min_pixels=pixels,
+        video_max_pixels=pixels,
+    )
     row = next(r for r in json.loads((synth_data / "train.json").read_text()) if r["data_type"] == "video")
     row = {**row, "media_root": str(synth_data)}
     prompt = prompt_inputs(processor, row, load_medium(synth_data / row["path"], "video", rules))
@@ -211,12 +237,22 @@ def _peak_and_plan(tiny_model_dir, setup, stage: str, checkpointing: bool) -> tu
         cfg = RLConfig(steps=2, learning_rate=1e-3, compute_dtype="float32", beta=0.04, num_generations=g)
         held = [t for m in (model, ref) for t in [*m.parameters(), *m.buffers()]]
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = RLTrainer(model, ref, processor, None, [], rules, cfg, tmp, log=lambda _: None, world=init_world())
+            trainer = RLTrainer(
+                model, ref, processor, None, [], rules, cfg, tmp, log=lambda _: None, world=init_world()
+            )
             with PeakTensorMemory(held) as memory:
                 for _ in range(2):  # the second step holds AdamW's moments
                     trainer.update([group], [torch.tensor([1.0, -0.5, 0.5, 0.25])])
-        run = RunShape("rl", prompt_tokens=prompt_tokens, completion_tokens=length, completions=g,
-                       vision_patches=patches, gradient_checkpointing=checkpointing, sharding="none", compute_bytes=4)
+        run = RunShape(
+            "rl",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=length,
+            completions=g,
+            vision_patches=patches,
+            gradient_checkpointing=checkpointing,
+            sharding="none",
+            compute_bytes=4,
+        )
     else:  # an SFT step as the Trainer takes it: the loss of the whole sequence, backward, AdamW
         inputs = dict(prompt)
         inputs["labels"] = inputs["input_ids"].clone()
@@ -227,8 +263,14 @@ def _peak_and_plan(tiny_model_dir, setup, stage: str, checkpointing: bool) -> tu
                 optimizer.zero_grad(set_to_none=True)
                 model(**inputs).loss.backward()
                 optimizer.step()
-        run = RunShape("sft", prompt_tokens=prompt_tokens, vision_patches=patches,
-                       gradient_checkpointing=checkpointing, sharding="none", compute_bytes=4)
+        run = RunShape(
+            "sft",
+            prompt_tokens=prompt_tokens,
+            vision_patches=patches,
+            gradient_checkpointing=checkpointing,
+            sharding="none",
+            compute_bytes=4,
+        )
     planned = plan_memory(ModelShape.from_config(model.config), run, 1, 1.0, context_bytes=0)
     return memory.peak / 2**30, planned.total_gb
 
@@ -239,7 +281,9 @@ def test_the_plan_predicts_the_tiny_models_measured_peak_on_cpu(tiny_model_dir, 
     shapes: the plan is a sum of terms, so a little above the measured peak, never far below it."""
     measured, planned = _peak_and_plan(tiny_model_dir, measured_setup, stage, checkpointing)
     print(f"{stage} checkpointing={checkpointing}: plan {planned * 1024:.1f} MiB, measured {measured * 1024:.1f} MiB")
-    assert 0.9 * measured <= planned <= 1.3 * measured, f"plan {planned * 1024:.1f} MiB, measured {measured * 1024:.1f} MiB"
+    assert 0.9 * measured <= planned <= 1.3 * measured, (
+        f"plan {planned * 1024:.1f} MiB, measured {measured * 1024:.1f} MiB"
+    )
 
 
 def test_the_gpu_step_benchmark_runs_at_toy_size_on_this_cpu(tmp_path):
@@ -248,8 +292,21 @@ def test_the_gpu_step_benchmark_runs_at_toy_size_on_this_cpu(tmp_path):
     import sys
 
     repo = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, str(repo / "bench" / "gpu_step.py"), "--tiny", "--steps", "1", "--out", str(tmp_path / "step")],
-                         capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(repo / "bench" / "gpu_step.py"),
+            "--tiny",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "step"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     record = json.loads((tmp_path / "step.json").read_text())
     assert record["device"] == "cpu" and set(record["results"]) == {"rl", "sft"}

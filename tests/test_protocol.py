@@ -16,7 +16,14 @@ from videor1.eval import run_fingerprint, summarize
 from videor1.eval.protocol import PROTOCOLS, REFERENCE, resolve_protocol
 from videor1.eval.runner import EvalRun
 from videor1.eval.scoring import mean_relative_accuracy, mean_relative_accuracy_float32, score_prediction
-from videor1.media import FrameCache, MediaRules, frame_indices, frame_indices_float32, qwen_vl_utils_max_pixels, read_video
+from videor1.media import (
+    FrameCache,
+    MediaRules,
+    frame_indices,
+    frame_indices_float32,
+    qwen_vl_utils_max_pixels,
+    read_video,
+)
 from videor1.media import video as video_module
 from videor1.media.sampling import smart_resize
 from videor1.prompts import prompt_text
@@ -24,16 +31,20 @@ from videor1.prompts import prompt_text
 # -- the script's numerics, each case worked by hand from its formulas -------------------------------------------
 
 
-@pytest.mark.parametrize("pred,target,script,exact", [
-    # 5 % error: float32 1 − 0.95 = 0.0500000119 > 0.05, so θ = 0.95 counts too (all 10); exactly, 9 of 10
-    (9.5, 10, 1.0, 0.9),
-    # 10 %: float32 1 − 0.9 = 0.1000000238 > 0.1000000015 (0.1 in float32): θ = 0.5 … 0.9 count, 9; exactly 8
-    (9.0, 10, 0.9, 0.8),
-    # 25 %: 1 − 0.75 = 0.25 in both, and 0.25 < 0.25 is false: θ = 0.5 … 0.7 count, 5 of 10
-    (7.5, 10, 0.5, 0.5),
-    # a target of 0: the script divides by 1e-8, so only an exact 0 scores, as the exact rule
-    (0.0, 0.0, 1.0, 1.0), (0.001, 0.0, 0.0, 0.0),
-])
+@pytest.mark.parametrize(
+    "pred,target,script,exact",
+    [
+        # 5 % error: float32 1 − 0.95 = 0.0500000119 > 0.05, so θ = 0.95 counts too (all 10); exactly, 9 of 10
+        (9.5, 10, 1.0, 0.9),
+        # 10 %: float32 1 − 0.9 = 0.1000000238 > 0.1000000015 (0.1 in float32): θ = 0.5 … 0.9 count, 9; exactly 8
+        (9.0, 10, 0.9, 0.8),
+        # 25 %: 1 − 0.75 = 0.25 in both, and 0.25 < 0.25 is false: θ = 0.5 … 0.7 count, 5 of 10
+        (7.5, 10, 0.5, 0.5),
+        # a target of 0: the script divides by 1e-8, so only an exact 0 scores, as the exact rule
+        (0.0, 0.0, 1.0, 1.0),
+        (0.001, 0.0, 0.0, 0.0),
+    ],
+)
 def test_mra_float32_is_the_scripts_and_exact_stays_selectable(pred, target, script, exact):
     assert mean_relative_accuracy_float32(pred, target) == pytest.approx(script)
     assert mean_relative_accuracy(pred, target) == pytest.approx(exact)
@@ -69,7 +80,12 @@ def test_reference_and_paper_differ_only_in_temperature():
     ref, paper = PROTOCOLS["reference"], PROTOCOLS["paper"]
     assert (ref.temperature, paper.temperature, ref.top_p, ref.max_new_tokens) == (0.1, 0.01, 0.001, 1024)
     assert replace(paper, name="reference", temperature=0.1) == ref
-    assert (ref.mra, ref.video_pixel_rule, ref.frame_index_rule, ref.wording) == ("float32", "qwen_vl_utils", "float32", "eval_script")
+    assert (ref.mra, ref.video_pixel_rule, ref.frame_index_rule, ref.wording) == (
+        "float32",
+        "qwen_vl_utils",
+        "float32",
+        "eval_script",
+    )
     assert (ref.video_min_pixels, ref.video_max_pixels, ref.image_max_pixels) == (100_352, 100_352, 200_704)
     assert ref.rules(32).max_frames == 32 and ref.sampling(3).seed == 3
 
@@ -87,7 +103,12 @@ def test_overrides_are_named_in_the_label_and_unknown_knobs_refused():
 
 
 def test_the_eval_script_wording_is_its_own_and_changes_the_run_fingerprint(synth_data):
-    row = {"problem": "Which way?", "problem_type": "multiple choice", "options": ["A. left", "B. right"], "data_type": "video"}
+    row = {
+        "problem": "Which way?",
+        "problem_type": "multiple choice",
+        "options": ["A. left", "B. right"],
+        "data_type": "video",
+    }
     script, training = prompt_text(row, "eval_script"), prompt_text(row)
     assert "between the <think> and </think> tags" in script and "between the <answer> and </answer> tags." in script
     assert "between the <think> </think> tags" in training
@@ -97,12 +118,31 @@ def test_the_eval_script_wording_is_its_own_and_changes_the_run_fingerprint(synt
 
 
 def test_a_solution_that_is_not_a_number_is_listed_not_scored():
-    rows = [{"problem_id": 1, "problem_type": "regression", "solution": "<answer>4.0</answer>", "output": "<answer>4</answer>"},
-            {"problem_id": 2, "problem_type": "regression", "solution": "<answer>about four</answer>", "output": "<answer>4</answer>"},
-            {"problem_id": 3, "problem_type": "numerical", "solution": "<answer>n/a</answer>", "output": "<answer>1</answer>"}]
+    rows = [
+        {
+            "problem_id": 1,
+            "problem_type": "regression",
+            "solution": "<answer>4.0</answer>",
+            "output": "<answer>4</answer>",
+        },
+        {
+            "problem_id": 2,
+            "problem_type": "regression",
+            "solution": "<answer>about four</answer>",
+            "output": "<answer>4</answer>",
+        },
+        {
+            "problem_id": 3,
+            "problem_type": "numerical",
+            "solution": "<answer>n/a</answer>",
+            "output": "<answer>1</answer>",
+        },
+    ]
     s = summarize("vsibench", rows)
     assert s.rows == 1 and s.score == 1.0
-    assert [u["problem_id"] for u in s.unscorable] == [2, 3] and "'about four' is not a number" in s.unscorable[0]["error"]
+    assert [u["problem_id"] for u in s.unscorable] == [2, 3] and "'about four' is not a number" in s.unscorable[0][
+        "error"
+    ]
 
 
 # -- the frame cache -------------------------------------------------------------------------------------------
@@ -123,7 +163,9 @@ def _decodes(monkeypatch) -> list:
 
 
 def _same(a, b) -> bool:
-    return torch.equal(a.frames, b.frames) and a.indices == b.indices and a.sample_fps == b.sample_fps and a.info == b.info
+    return (
+        torch.equal(a.frames, b.frames) and a.indices == b.indices and a.sample_fps == b.sample_fps and a.info == b.info
+    )
 
 
 def test_the_cache_decodes_once_for_every_frame_count_and_equals_a_separate_read(videos, tmp_path, monkeypatch):
@@ -134,8 +176,14 @@ def test_the_cache_decodes_once_for_every_frame_count_and_equals_a_separate_read
     warmed = cache.warm(src, RULES)
     assert len(calls) == 1 and calls[0] == sorted(set().union(*(v.indices for v in warmed)))  # one decode, the union
     for rules, video in zip(RULES, warmed):
-        separate = read_video(src, fps=rules.fps, min_frames=rules.min_frames, max_frames=rules.max_frames,
-                              min_pixels=rules.video_min_pixels, max_pixels=rules.video_max_pixels)
+        separate = read_video(
+            src,
+            fps=rules.fps,
+            min_frames=rules.min_frames,
+            max_frames=rules.max_frames,
+            min_pixels=rules.video_min_pixels,
+            max_pixels=rules.video_max_pixels,
+        )
         assert _same(video, separate) and video.frames.dtype == torch.uint8
     again = FrameCache(tmp_path / "cache", 1 << 30)  # another process, another model: hits
     assert all(_same(again.load(src, r), v) for r, v in zip(RULES, warmed)) and len(calls) == 1
@@ -144,7 +192,9 @@ def test_the_cache_decodes_once_for_every_frame_count_and_equals_a_separate_read
     src.write_bytes(videos["short_gop"].read_bytes())  # the file changed: a miss, the new frames
     changed = cache.load(src, RULES[0])
     assert len(calls) == 2 and changed.info.total_frames == 120 != warmed[0].info.total_frames
-    assert cache.load(src, replace(RULES[0], frame_index_rule="float32")) is not None and len(calls) == 3  # a rule: a miss
+    assert (
+        cache.load(src, replace(RULES[0], frame_index_rule="float32")) is not None and len(calls) == 3
+    )  # a rule: a miss
 
 
 def test_the_cache_stays_within_its_bound_and_survives_a_damaged_entry(videos, tmp_path, monkeypatch):
@@ -176,8 +226,12 @@ def _read_many(args) -> list[bytes]:
 
 
 def test_concurrent_processes_read_whole_entries(videos, tmp_path):
-    expected = [read_video(videos["short_gop"], max_frames=r.max_frames, min_pixels=3136, max_pixels=7056).frames.numpy().tobytes()
-                for r in RULES[:2]]
+    expected = [
+        read_video(videos["short_gop"], max_frames=r.max_frames, min_pixels=3136, max_pixels=7056)
+        .frames.numpy()
+        .tobytes()
+        for r in RULES[:2]
+    ]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(2) as pool:
         results = list(pool.map(_read_many, [(tmp_path / "shared", videos["short_gop"], 6)] * 2))
@@ -189,11 +243,25 @@ def test_the_report_names_the_protocol_flags_mixed_ones_and_gives_vsibench_both_
     from videor1.eval import render_eval_report
 
     def metrics(model, label):
-        vsi = {"score": 40.0, "accuracy": 50.0, "mra": 30.0, "tasks": {"a": 50.0, "b": 30.0}, "failed": 0,
-               "unscorable_rows": [{"problem_id": 9, "error": "regression solution 'x' is not a number"}]}
-        return {"model": model, "protocol": {"label": label},
-                "frames": {"16": {"vsibench": vsi, "mmvu": {"score": None, "missing": "benchmark file /e/eval_mmvu.json does not exist"},
-                                  "mean": 40.0}}}
+        vsi = {
+            "score": 40.0,
+            "accuracy": 50.0,
+            "mra": 30.0,
+            "tasks": {"a": 50.0, "b": 30.0},
+            "failed": 0,
+            "unscorable_rows": [{"problem_id": 9, "error": "regression solution 'x' is not a number"}],
+        }
+        return {
+            "model": model,
+            "protocol": {"label": label},
+            "frames": {
+                "16": {
+                    "vsibench": vsi,
+                    "mmvu": {"score": None, "missing": "benchmark file /e/eval_mmvu.json does not exist"},
+                    "mean": 40.0,
+                }
+            },
+        }
 
     one = render_eval_report([metrics("base", "reference"), metrics("rl", "reference")])
     assert "| base | reference [1] | 16 |" in one and "[1] reference" in one and "different protocols" not in one

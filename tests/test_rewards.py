@@ -22,64 +22,88 @@ def wrap(answer: str) -> str:
     return f"<think>reasoning</think><answer>{answer}</answer>"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("<answer> B </answer>", "B"),
-    ("<answer>\nB\n</answer>", "B"),
-    ("no tags at all", None),
-    ("<answer>B", None),  # unclosed
-    ("<answer>A</answer> then <answer>B</answer>", "A"),  # the first tag wins
-    ("<answer><answer>A</answer></answer>", "<answer>A"),  # nested: non-greedy up to the first close
-    ("<answer></answer>", ""),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("<answer> B </answer>", "B"),
+        ("<answer>\nB\n</answer>", "B"),
+        ("no tags at all", None),
+        ("<answer>B", None),  # unclosed
+        ("<answer>A</answer> then <answer>B</answer>", "A"),  # the first tag wins
+        ("<answer><answer>A</answer></answer>", "<answer>A"),  # nested: non-greedy up to the first close
+        ("<answer></answer>", ""),
+        (None, None),
+    ],
+)
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
 
 
-@pytest.mark.parametrize("text, value", [
-    ("3", 3.0), ("-2.5", -2.5), ("1,234.5", 1234.5), (" 7 ", 7.0), ("1e3", 1000.0), (".5", 0.5), ("3.", 3.0),
-    ("nan", None), ("inf", None), ("1e999", None), ("three", None), ("3 apples", None), ("", None), ("1/2", None),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("3", 3.0),
+        ("-2.5", -2.5),
+        ("1,234.5", 1234.5),
+        (" 7 ", 7.0),
+        ("1e3", 1000.0),
+        (".5", 0.5),
+        ("3.", 3.0),
+        ("nan", None),
+        ("inf", None),
+        ("1e999", None),
+        ("three", None),
+        ("3 apples", None),
+        ("", None),
+        ("1/2", None),
+    ],
+)
 def test_parse_number(text, value):
     assert parse_number(text) == value
 
 
 class TestMultipleChoice:
-    @pytest.mark.parametrize("completion, reward", [
-        (wrap("B"), 1.0),
-        (wrap(" B "), 1.0),  # trimmed
-        (wrap("b"), 0.0),  # exact letter, case counts
-        (wrap("B. right"), 0.0),  # the letter only
-        (wrap("A"), 0.0),
-        ("B", 0.0),  # no answer tag: the training reward reads only the tag
-        ("<answer>B</answer><answer>A</answer>", 1.0),  # first tag
-        ("<answer>A</answer><answer>B</answer>", 0.0),
-        ("<answer><answer>B</answer></answer>", 0.0),  # nested: reads "<answer>B"
-        ("", 0.0),
-    ])
+    @pytest.mark.parametrize(
+        "completion, reward",
+        [
+            (wrap("B"), 1.0),
+            (wrap(" B "), 1.0),  # trimmed
+            (wrap("b"), 0.0),  # exact letter, case counts
+            (wrap("B. right"), 0.0),  # the letter only
+            (wrap("A"), 0.0),
+            ("B", 0.0),  # no answer tag: the training reward reads only the tag
+            ("<answer>B</answer><answer>A</answer>", 1.0),  # first tag
+            ("<answer>A</answer><answer>B</answer>", 0.0),
+            ("<answer><answer>B</answer></answer>", 0.0),  # nested: reads "<answer>B"
+            ("", 0.0),
+        ],
+    )
     def test_cases(self, completion, reward):
         assert accuracy_reward(completion, "<answer>B</answer>", MC) == reward
 
 
 class TestNumerical:
-    @pytest.mark.parametrize("pred, gt, reward", [
-        ("3", "3", 1.0),
-        ("3", "3.0", 0.0),  # exactly one side written with a decimal point
-        ("3.0", "3", 0.0),
-        ("3.0", "3.00", 1.0),
-        ("3.004", "3.001", 1.0),  # equal after rounding to 2 decimals
-        ("3.01", "3.02", 0.0),
-        ("1,000", "1000", 0.0),  # a comma counts as a decimal mark for the rule
-        ("1,000", "1,000.0", 1.0),
-        ("1,000", "1000.0", 1.0),  # both have a mark; commas removed before parsing
-        ("-4", "-4", 1.0),
-        ("4", "-4", 0.0),
-        ("0", "0", 1.0),
-        ("-0", "0", 1.0),
-        ("four", "4", 0.0),  # non-numeric
-        ("", "4", 0.0),
-        ("nan", "4", 0.0),
-    ])
+    @pytest.mark.parametrize(
+        "pred, gt, reward",
+        [
+            ("3", "3", 1.0),
+            ("3", "3.0", 0.0),  # exactly one side written with a decimal point
+            ("3.0", "3", 0.0),
+            ("3.0", "3.00", 1.0),
+            ("3.004", "3.001", 1.0),  # equal after rounding to 2 decimals
+            ("3.01", "3.02", 0.0),
+            ("1,000", "1000", 0.0),  # a comma counts as a decimal mark for the rule
+            ("1,000", "1,000.0", 1.0),
+            ("1,000", "1000.0", 1.0),  # both have a mark; commas removed before parsing
+            ("-4", "-4", 1.0),
+            ("4", "-4", 0.0),
+            ("0", "0", 1.0),
+            ("-0", "0", 1.0),
+            ("four", "4", 0.0),  # non-numeric
+            ("", "4", 0.0),
+            ("nan", "4", 0.0),
+        ],
+    )
     def test_cases(self, pred, gt, reward):
         assert accuracy_reward(wrap(pred), f"<answer>{gt}</answer>", NUM) == reward
 
@@ -144,18 +168,21 @@ def test_rouge_equals_rouge_score_reference():
 
 
 class TestRegression:
-    @pytest.mark.parametrize("pred, gt, reward", [
-        ("10", "10", 1.0),
-        ("9", "10", 0.9),
-        ("12.5", "10", 0.75),
-        ("25", "10", 0.0),  # relative error clipped at 1
-        ("-5", "-10", 0.5),  # negative ground truth: |gt| in the denominator
-        ("1", "0", 0.0),
-        ("1,000", "1000", 1.0),
-        ("ten", "10", 0.0),
-        ("nan", "10", 0.0),  # float("nan") parses in Python; a reward must not give it credit
-        ("inf", "10", 0.0),
-    ])
+    @pytest.mark.parametrize(
+        "pred, gt, reward",
+        [
+            ("10", "10", 1.0),
+            ("9", "10", 0.9),
+            ("12.5", "10", 0.75),
+            ("25", "10", 0.0),  # relative error clipped at 1
+            ("-5", "-10", 0.5),  # negative ground truth: |gt| in the denominator
+            ("1", "0", 0.0),
+            ("1,000", "1000", 1.0),
+            ("ten", "10", 0.0),
+            ("nan", "10", 0.0),  # float("nan") parses in Python; a reward must not give it credit
+            ("inf", "10", 0.0),
+        ],
+    )
     def test_cases(self, pred, gt, reward):
         assert accuracy_reward(wrap(pred), f"<answer>{gt}</answer>", REG) == pytest.approx(reward)
 
@@ -177,9 +204,20 @@ def test_solution_without_tag_is_read_whole():
 
 
 def test_rewards_never_raise_on_any_string():
-    samples = ["", "<answer>", "</answer><answer>", "<answer>\x00</answer>", "<answer>" + "9" * 400 + "</answer>",
-               "<answer>1e309</answer>", "<answer>-</answer>", "<answer>.</answer>", "<answer>,</answer>",
-               "<think><answer>A</think></answer>", "\ud800", "<answer>" + "a " * 500 + "</answer>"]
+    samples = [
+        "",
+        "<answer>",
+        "</answer><answer>",
+        "<answer>\x00</answer>",
+        "<answer>" + "9" * 400 + "</answer>",
+        "<answer>1e309</answer>",
+        "<answer>-</answer>",
+        "<answer>.</answer>",
+        "<answer>,</answer>",
+        "<think><answer>A</think></answer>",
+        "\ud800",
+        "<answer>" + "a " * 500 + "</answer>",
+    ]
     for completion in samples:
         for solution in samples + ["<answer>3</answer>"]:
             for ptype in (MC, NUM, OCR, FREE, REG, "other"):
@@ -189,22 +227,25 @@ def test_rewards_never_raise_on_any_string():
 
 
 class TestFormat:
-    @pytest.mark.parametrize("completion, reward", [
-        ("<think>x</think><answer>B</answer>", 1.0),
-        ("<think>\nline\n</think>\n\n<answer>\nB\n</answer>", 1.0),  # dot matches newlines; whitespace between
-        ("<think></think><answer></answer>", 1.0),
-        (" <think>x</think><answer>B</answer>", 0.0),  # something before
-        ("<think>x</think><answer>B</answer>\n", 0.0),  # something after
-        ("<think>x</think><answer>B</answer>trailing", 0.0),
-        ("<answer>B</answer>", 0.0),  # no think block
-        ("<think>x</think>", 0.0),
-        ("<think>x</think>words<answer>B</answer>", 0.0),  # only whitespace may separate the blocks
-        ("<answer>B</answer><think>x</think>", 0.0),  # order
-        ("<think>x<answer>B</answer>", 0.0),  # unclosed think
-        ("B", 0.0),
-        # the spec's regex is non-greedy but anchored at both ends, so a second answer block still matches it:
-        ("<think>x</think><answer>A</answer><answer>B</answer>", 1.0),
-    ])
+    @pytest.mark.parametrize(
+        "completion, reward",
+        [
+            ("<think>x</think><answer>B</answer>", 1.0),
+            ("<think>\nline\n</think>\n\n<answer>\nB\n</answer>", 1.0),  # dot matches newlines; whitespace between
+            ("<think></think><answer></answer>", 1.0),
+            (" <think>x</think><answer>B</answer>", 0.0),  # something before
+            ("<think>x</think><answer>B</answer>\n", 0.0),  # something after
+            ("<think>x</think><answer>B</answer>trailing", 0.0),
+            ("<answer>B</answer>", 0.0),  # no think block
+            ("<think>x</think>", 0.0),
+            ("<think>x</think>words<answer>B</answer>", 0.0),  # only whitespace may separate the blocks
+            ("<answer>B</answer><think>x</think>", 0.0),  # order
+            ("<think>x<answer>B</answer>", 0.0),  # unclosed think
+            ("B", 0.0),
+            # the spec's regex is non-greedy but anchored at both ends, so a second answer block still matches it:
+            ("<think>x</think><answer>A</answer><answer>B</answer>", 1.0),
+        ],
+    )
     def test_cases(self, completion, reward):
         assert format_reward(completion) == reward
 

@@ -14,11 +14,22 @@ import torch
 from videor1.generation import Completion, TransformersBackend
 from videor1.media import MediaRules, load_medium
 from videor1.models import load_model, load_processor
-from videor1.rl import RLConfig, RLTrainer, completion_logprobs, data_order, group_advantages, group_rewards, policy_loss, shape_rewards
+from videor1.rl import (
+    RLConfig,
+    RLTrainer,
+    completion_logprobs,
+    data_order,
+    group_advantages,
+    group_rewards,
+    policy_loss,
+    shape_rewards,
+)
 from videor1.rl.rollout import Group, prompt_inputs
 
 T = torch.tensor
-RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+RULES = MediaRules(
+    max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+)
 FMT1 = T([1.0, 1.0, 1.0, 1.0])
 LEN = T([400, 400, 400, 400])
 
@@ -62,9 +73,15 @@ class TestShapeRewards:
 
     def test_switches(self):
         acc, short = T([1.0, 1.0, 0.0, 0.0]), T([330, 330, 330, 330])
-        assert shape_rewards(acc, FMT1, short, T([0.0, 0.0]), temporal=False)[0].tolist() == pytest.approx([2.2, 2.2, 1.0, 1.0])
-        assert shape_rewards(acc, FMT1, short, T([0.0, 0.0]), len_control=False)[0].tolist() == pytest.approx([2.3, 2.3, 1.0, 1.0])
-        assert shape_rewards(acc, T([0.0, 1.0, 0.0, 1.0]), short, T([0.0, 0.0]))[0].tolist() == pytest.approx([1.5, 2.5, 0.0, 1.0])
+        assert shape_rewards(acc, FMT1, short, T([0.0, 0.0]), temporal=False)[0].tolist() == pytest.approx(
+            [2.2, 2.2, 1.0, 1.0]
+        )
+        assert shape_rewards(acc, FMT1, short, T([0.0, 0.0]), len_control=False)[0].tolist() == pytest.approx(
+            [2.3, 2.3, 1.0, 1.0]
+        )
+        assert shape_rewards(acc, T([0.0, 1.0, 0.0, 1.0]), short, T([0.0, 0.0]))[0].tolist() == pytest.approx(
+            [1.5, 2.5, 0.0, 1.0]
+        )
 
 
 def test_group_advantages():
@@ -97,8 +114,9 @@ class TestPolicyLoss:
         assert torch.allclose(logp.grad, expected)
         # finite differences move logp and its stop-gradient copy together, so they see only the KL term:
         zero = torch.zeros(3, dtype=torch.float64)
-        assert torch.autograd.gradcheck(lambda x: policy_loss(x, self.ref, zero, self.mask, 0.04)[0],
-                                        (self.logp.clone().requires_grad_(True),))
+        assert torch.autograd.gradcheck(
+            lambda x: policy_loss(x, self.ref, zero, self.mask, 0.04)[0], (self.logp.clone().requires_grad_(True),)
+        )
 
     def test_kl_is_k3_with_the_clamp(self):
         logp = torch.zeros(1, 2, dtype=torch.float64)
@@ -131,8 +149,13 @@ def test_temporal_comparison_is_per_group_with_two_groups_on_one_device():
     assert [p["fired"] for p in parts] == [True, False]
     assert totals[0].tolist() == pytest.approx([2.3, 2.3, 1.0, 1.0]) and totals[1].tolist() == [2.0, 1.0, 1.0, 1.0]
     # pooled over the device's batch as the public code does, p = 3/8 < 0.8 * 2/4: neither group would get it
-    pooled = shape_rewards(torch.cat([parts[0]["accuracy"], parts[1]["accuracy"]]), torch.ones(8), torch.full((8,), 10),
-                           torch.cat([parts[0]["shuffled_accuracy"], parts[1]["shuffled_accuracy"]]), len_control=False)
+    pooled = shape_rewards(
+        torch.cat([parts[0]["accuracy"], parts[1]["accuracy"]]),
+        torch.ones(8),
+        torch.full((8,), 10),
+        torch.cat([parts[0]["shuffled_accuracy"], parts[1]["shuffled_accuracy"]]),
+        len_control=False,
+    )
     assert pooled[1] is False
 
 
@@ -160,12 +183,14 @@ def test_logprobs_equal_a_plain_forward_and_see_the_frames(tiny, rows, synth_dat
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros(1, 4, dtype=torch.long)], 1)
         full = model(**inputs).logits
     n = prompt["input_ids"].shape[1]
-    expected = torch.log_softmax(full[0, n - 1:n + 3].float(), -1).gather(-1, T([[5], [6], [7], [8]])).squeeze(-1)
+    expected = torch.log_softmax(full[0, n - 1 : n + 3].float(), -1).gather(-1, T([[5], [6], [7], [8]])).squeeze(-1)
     assert torch.allclose(logp[0], expected, atol=1e-5) and mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
 
     reversed_ = replace(medium, video=replace(medium.video, frames=medium.video.frames.flip(0)))
     with torch.no_grad():
-        other, _ = completion_logprobs(model, prompt_inputs(processor, row, reversed_), comps, processor.tokenizer.pad_token_id)
+        other, _ = completion_logprobs(
+            model, prompt_inputs(processor, row, reversed_), comps, processor.tokenizer.pad_token_id
+        )
         slower = dict(prompt)
         slower["second_per_grid_ts"] = prompt["second_per_grid_ts"] * 4  # other temporal positions
         timed, _ = completion_logprobs(model, type(prompt)(slower), comps, processor.tokenizer.pad_token_id)
@@ -181,11 +206,34 @@ def test_data_order_is_seeded_and_covers_every_row():
 def make_trainer(tiny, rows, tmp_path, steps, **overrides):
     model, processor = tiny
     policy = copy.deepcopy(model)
-    cfg = RLConfig(**{**dict(steps=steps, prompts_per_step=2, num_generations=4, max_completion_length=12, learning_rate=1e-3,
-                             len_min=4, len_max=12, save_steps=2, seed=0), **overrides})
+    cfg = RLConfig(
+        **{
+            **dict(
+                steps=steps,
+                prompts_per_step=2,
+                num_generations=4,
+                max_completion_length=12,
+                learning_rate=1e-3,
+                len_min=4,
+                len_max=12,
+                save_steps=2,
+                seed=0,
+            ),
+            **overrides,
+        }
+    )
     backend = TransformersBackend(policy, processor, batch_size=12)
-    return RLTrainer(policy, copy.deepcopy(model).requires_grad_(False), processor, backend, rows, RULES, cfg, tmp_path,
-                     log=lambda _: None)
+    return RLTrainer(
+        policy,
+        copy.deepcopy(model).requires_grad_(False),
+        processor,
+        backend,
+        rows,
+        RULES,
+        cfg,
+        tmp_path,
+        log=lambda _: None,
+    )
 
 
 def test_trainer_resumes_with_the_same_data_and_results(tiny, rows, tmp_path):
@@ -232,8 +280,10 @@ def test_shared_prompt_gives_the_gradients_of_separate_forwards(tiny, rows, synt
         inputs = dict(prompt)
         inputs["input_ids"] = torch.cat([prompt["input_ids"], T([c])], 1)
         inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
-        inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros(1, len(c), dtype=torch.long)], 1)
-        logits = model(**inputs).logits[0, -len(c) - 1:-1]
+        inputs["mm_token_type_ids"] = torch.cat(
+            [prompt["mm_token_type_ids"], torch.zeros(1, len(c), dtype=torch.long)], 1
+        )
+        logits = model(**inputs).logits[0, -len(c) - 1 : -1]
         total = total + torch.log_softmax(logits, -1).gather(-1, T(c)[:, None]).sum()
     total.backward()
     assert shared.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
@@ -243,7 +293,9 @@ def test_shared_prompt_gives_the_gradients_of_separate_forwards(tiny, rows, synt
 
 def test_a_resumed_run_logs_every_step_once(tiny, rows, tmp_path):
     """Steps redone after a resume do not leave their first attempt's samples, skips or metrics behind."""
-    broken = [r if i % 3 else {**r, "media_root": str(tmp_path / "nowhere")} for i, r in enumerate(rows)]  # some never load
+    broken = [
+        r if i % 3 else {**r, "media_root": str(tmp_path / "nowhere")} for i, r in enumerate(rows)
+    ]  # some never load
     killed = make_trainer(tiny, broken, tmp_path, steps=4, sample_dump_steps=1)
     for _ in range(3):  # step 3 runs, is logged, and is never checkpointed
         killed.train_step()
@@ -262,10 +314,28 @@ def test_a_resumed_run_logs_every_step_once(tiny, rows, tmp_path):
 def test_run_fingerprints_ignore_run_only_knobs():
     from tasks.params import result_params
 
-    a = {"threads": 1, "media": {"fps": 2.0}, "train": {"learning_rate": 1e-3, "save_steps": 10, "logging_steps": 1,
-                                                        "dataloader_workers": 0, "sample_dump_steps": 5}}
-    b = {**a, "threads": 4, "train": {**a["train"], "save_steps": 100, "logging_steps": 10, "dataloader_workers": 8,
-                                      "sample_dump_steps": 0}}
+    a = {
+        "threads": 1,
+        "media": {"fps": 2.0},
+        "train": {
+            "learning_rate": 1e-3,
+            "save_steps": 10,
+            "logging_steps": 1,
+            "dataloader_workers": 0,
+            "sample_dump_steps": 5,
+        },
+    }
+    b = {
+        **a,
+        "threads": 4,
+        "train": {
+            **a["train"],
+            "save_steps": 100,
+            "logging_steps": 10,
+            "dataloader_workers": 8,
+            "sample_dump_steps": 0,
+        },
+    }
     assert result_params(a) == result_params(b) == {"media": {"fps": 2.0}, "train": {"learning_rate": 1e-3}}
     assert result_params(a) != result_params({**a, "train": {**a["train"], "learning_rate": 2e-3}})
 
@@ -276,7 +346,9 @@ def test_bf16_compute_moves_the_fp32_master_weights_where_pure_bf16_weights_stay
     model, processor = tiny
     row = next(r for r in rows if r["data_type"] == "video")
     prompt = prompt_inputs(processor, row, load_medium(synth_data / row["path"], "video", RULES))
-    completions = [Completion(text="", token_ids=ids, finished=False) for ids in ([5, 6, 7, 8], [9, 10], [11, 12, 13], [14])]
+    completions = [
+        Completion(text="", token_ids=ids, finished=False) for ids in ([5, 6, 7, 8], [9, 10], [11, 12, 13], [14])
+    ]
     groups, advantages = [Group(row, prompt, completions, [], None)], [T([1.0, -1.0, 0.5, -0.5])]
 
     def share_changed(trainer) -> float:
@@ -343,7 +415,9 @@ def test_run_overrides_change_single_knobs_and_refuse_unknown_ones():
 
 
 @pytest.mark.parametrize("data_type", ["video", "image"])
-def test_the_checkpointed_path_runs_the_vision_tower_once_with_the_gradients_of_g_runs(tiny, rows, synth_data, data_type):
+def test_the_checkpointed_path_runs_the_vision_tower_once_with_the_gradients_of_g_runs(
+    tiny, rows, synth_data, data_type
+):
     """G = 4 whole sequences under gradient checkpointing: one vision-tower call shared by the four rows; the
     log-probs and every gradient (the tower's included, which trains) equal four calls on repeated pixels."""
     from videor1.rl.policy import completion_batch, separate_logprobs
@@ -363,7 +437,9 @@ def test_the_checkpointed_path_runs_the_vision_tower_once_with_the_gradients_of_
         return logp.detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}, patches
 
     once, once_grads, once_calls = run(separate_logprobs)
-    as_it_was = functools.partial(separate_logprobs, chunk_tokens=None, share_vision=False)  # pixels repeated, full logits
+    as_it_was = functools.partial(
+        separate_logprobs, chunk_tokens=None, share_vision=False
+    )  # pixels repeated, full logits
     repeated, repeated_grads, repeated_calls = run(as_it_was)
     one = prompt["pixel_values_videos" if data_type == "video" else "pixel_values"].shape[0]
     assert once_calls == [one] and repeated_calls == [4 * one]

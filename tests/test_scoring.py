@@ -10,48 +10,61 @@ from videor1.cli import main as cli
 from videor1.eval import mean_relative_accuracy, render_eval_report, score_prediction, summarize
 
 
-@pytest.mark.parametrize("pred, target, mra", [
-    (10, 10, 1.0),
-    (9.5, 10, 0.9),  # 5 % off: inside every threshold but 0.95 (strict "<"), exact despite 1 - 0.95 in floats
-    (0.95, 1.0, 0.9),
-    (9, 10, 0.8),
-    (11, 10, 0.8),
-    (5.5, 10, 0.1),  # 45 % off: only θ = 0.50
-    (5, 10, 0.0),  # 50 % off: no threshold
-    (-9, -10, 0.8),  # negative target
-    (9, -10, 0.0),
-    (0, 0, 1.0),  # zero target: exact only
-    (0.1, 0, 0.0),
-    (float("nan"), 10, 0.0),
-    (10, float("inf"), 0.0),
-])
+@pytest.mark.parametrize(
+    "pred, target, mra",
+    [
+        (10, 10, 1.0),
+        (9.5, 10, 0.9),  # 5 % off: inside every threshold but 0.95 (strict "<"), exact despite 1 - 0.95 in floats
+        (0.95, 1.0, 0.9),
+        (9, 10, 0.8),
+        (11, 10, 0.8),
+        (5.5, 10, 0.1),  # 45 % off: only θ = 0.50
+        (5, 10, 0.0),  # 50 % off: no threshold
+        (-9, -10, 0.8),  # negative target
+        (9, -10, 0.0),
+        (0, 0, 1.0),  # zero target: exact only
+        (0.1, 0, 0.0),
+        (float("nan"), 10, 0.0),
+        (10, float("inf"), 0.0),
+    ],
+)
 def test_mean_relative_accuracy(pred, target, mra):
     assert mean_relative_accuracy(pred, target) == pytest.approx(mra)
 
 
-@pytest.mark.parametrize("output, solution, ptype, score", [
-    ("<think>hmm</think><answer>B</answer>", "<answer>B</answer>", "multiple choice", 1.0),
-    ("B", "<answer>B</answer>", "multiple choice", 1.0),  # no tag: the whole output
-    ("  B \n", "<answer>B</answer>", "multiple choice", 1.0),
-    ("The answer is B", "<answer>B</answer>", "multiple choice", 0.0),
-    ("<answer>A</answer> <answer>B</answer>", "<answer>B</answer>", "multiple choice", 0.0),  # first tag
-    ("<answer>3</answer>", "<answer>3.0</answer>", "numerical", 0.0),
-    ("3", "<answer>3</answer>", "numerical", 1.0),
-    ("<answer>9</answer>", "<answer>10</answer>", "regression", 0.8),
-    ("9.5", "<answer>10</answer>", "regression", 0.9),
-    ("<answer>1,000</answer>", "<answer>1000</answer>", "regression", 1.0),
-    ("<answer>0</answer>", "<answer>0</answer>", "regression", 1.0),  # MRA: exact zero is exact
-    ("about 9", "<answer>10</answer>", "regression", 0.0),
-    ("", "<answer>B</answer>", "multiple choice", 0.0),
-    ("<answer>a b</answer>", "<answer>a b</answer>", "OCR", 1.0),
-    ("B", "<answer>B</answer>", "unknown type", 0.0),
-])
+@pytest.mark.parametrize(
+    "output, solution, ptype, score",
+    [
+        ("<think>hmm</think><answer>B</answer>", "<answer>B</answer>", "multiple choice", 1.0),
+        ("B", "<answer>B</answer>", "multiple choice", 1.0),  # no tag: the whole output
+        ("  B \n", "<answer>B</answer>", "multiple choice", 1.0),
+        ("The answer is B", "<answer>B</answer>", "multiple choice", 0.0),
+        ("<answer>A</answer> <answer>B</answer>", "<answer>B</answer>", "multiple choice", 0.0),  # first tag
+        ("<answer>3</answer>", "<answer>3.0</answer>", "numerical", 0.0),
+        ("3", "<answer>3</answer>", "numerical", 1.0),
+        ("<answer>9</answer>", "<answer>10</answer>", "regression", 0.8),
+        ("9.5", "<answer>10</answer>", "regression", 0.9),
+        ("<answer>1,000</answer>", "<answer>1000</answer>", "regression", 1.0),
+        ("<answer>0</answer>", "<answer>0</answer>", "regression", 1.0),  # MRA: exact zero is exact
+        ("about 9", "<answer>10</answer>", "regression", 0.0),
+        ("", "<answer>B</answer>", "multiple choice", 0.0),
+        ("<answer>a b</answer>", "<answer>a b</answer>", "OCR", 1.0),
+        ("B", "<answer>B</answer>", "unknown type", 0.0),
+    ],
+)
 def test_score_prediction(output, solution, ptype, score):
     assert score_prediction(output, solution, ptype) == pytest.approx(score)
 
 
 def row(pid, output, solution="<answer>B</answer>", ptype="multiple choice", source="t/a", **extra):
-    return {"problem_id": pid, "output": output, "solution": solution, "problem_type": ptype, "data_source": source, **extra}
+    return {
+        "problem_id": pid,
+        "output": output,
+        "solution": solution,
+        "problem_type": ptype,
+        "data_source": source,
+        **extra,
+    }
 
 
 def vsi_rows():
@@ -87,19 +100,38 @@ def test_task_field_is_configurable():
 
 
 def eval_metrics(model, scores, failed=0):
-    per = {b: {"score": v, "failed": failed, "failed_rows": [{"problem_id": 7, "error": "bad video"}] * failed}
-           for b, v in scores.items()}
+    per = {
+        b: {"score": v, "failed": failed, "failed_rows": [{"problem_id": 7, "error": "bad video"}] * failed}
+        for b, v in scores.items()
+    }
     per["mean"] = sum(scores.values()) / len(scores)
     return {"model": model, "frames": {"16": per}}
 
 
 def test_report_puts_the_paper_beside_ours_and_lists_failures():
-    scores = {"vsibench": 31.0, "videommmu": 45.0, "mmvu": 60.0, "mvbench": 58.25, "tempcompass": 70.0, "videomme": 50.0}
-    md = render_eval_report([eval_metrics("base", scores), eval_metrics("rl", scores, failed=1)],
-                            paper_models={"base": "Qwen2.5-VL-7B (CoT)", "rl": "Video-R1-7B"}, notes=["a note"])
+    scores = {
+        "vsibench": 31.0,
+        "videommmu": 45.0,
+        "mmvu": 60.0,
+        "mvbench": 58.25,
+        "tempcompass": 70.0,
+        "videomme": 50.0,
+    }
+    md = render_eval_report(
+        [eval_metrics("base", scores), eval_metrics("rl", scores, failed=1)],
+        paper_models={"base": "Qwen2.5-VL-7B (CoT)", "rl": "Video-R1-7B"},
+        notes=["a note"],
+    )
     lines = md.splitlines()
     header = next(line for line in lines if line.startswith("| model"))
-    assert header.split(" | ")[4:10] == ["VSI-Bench", "VideoMMMU", "MMVU (mc)", "MVBench", "TempCompass", "VideoMME (wo sub)"]
+    assert header.split(" | ")[4:10] == [
+        "VSI-Bench",
+        "VideoMMMU",
+        "MMVU (mc)",
+        "MVBench",
+        "TempCompass",
+        "VideoMME (wo sub)",
+    ]
     base = next(line for line in lines if line.startswith("| base"))
     assert "| 16 | Qwen2.5-VL-7B (CoT) @ 16 | 31.0 (27.7) | 45.0 (47.8) |" in base
     assert "58.2 (57.4)" in base or "58.3 (57.4)" in base

@@ -13,7 +13,9 @@ from videor1.media import MediaRules
 from videor1.models import load_model, load_processor
 from videor1.sft import IGNORE_INDEX, SftCollator, SftDataset, assistant_text, last_complete_checkpoint
 
-RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+RULES = MediaRules(
+    max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,9 @@ def test_labels_cover_exactly_the_assistant_reply(cot_rows, model_and_processor)
     rows = mixed(cot_rows)
     batch = SftCollator(processor)([SftDataset(rows, RULES)[i] for i in range(len(rows))])
     tok = processor.tokenizer
-    vision = {tok.convert_tokens_to_ids(t) for t in ("<|video_pad|>", "<|image_pad|>", "<|vision_start|>", "<|vision_end|>")}
+    vision = {
+        tok.convert_tokens_to_ids(t) for t in ("<|video_pad|>", "<|image_pad|>", "<|vision_start|>", "<|vision_end|>")
+    }
     for i, row in enumerate(rows):
         ids, labels = batch["input_ids"][i], batch["labels"][i]
         kept = labels != IGNORE_INDEX
@@ -66,8 +70,9 @@ def test_mixed_batch_loss_equals_the_samples_one_by_one(cot_rows, model_and_proc
         with torch.no_grad():
             logits = model(**inputs).logits[:, :-1]
         labels = b["labels"][:, 1:]
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                 ignore_index=IGNORE_INDEX, reduction="sum"), (labels != IGNORE_INDEX).sum()
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+        ), (labels != IGNORE_INDEX).sum()
 
     total, count = summed_loss(batch)
     parts = [summed_loss(collate([data[i]])) for i in range(len(rows))]
@@ -84,7 +89,9 @@ def test_the_video_reaches_the_loss(cot_rows, model_and_processor):
     with torch.no_grad():
         loss = model(**{k: v for k, v in batch.items() if k != "problem_ids"}).loss
     video = examples[0]["medium"].video
-    flipped = type(video)(video.frames.flip(0), video.sample_fps, video.indices, video.info)  # the same frames, reversed
+    flipped = type(video)(
+        video.frames.flip(0), video.sample_fps, video.indices, video.info
+    )  # the same frames, reversed
     examples[0] = {**examples[0], "medium": type(examples[0]["medium"])("video", video=flipped)}
     batch = SftCollator(processor)(examples)
     with torch.no_grad():
@@ -112,7 +119,8 @@ def test_too_long_sequences_are_skipped(cot_rows, model_and_processor):
     rows = mixed(cot_rows)
     skipped = []
     batch = SftCollator(processor, max_length=50, on_skip=lambda row, reason: skipped.append(reason))(
-        [SftDataset(rows, RULES)[0]])
+        [SftDataset(rows, RULES)[0]]
+    )
     assert batch["problem_ids"] == [] and skipped[0].startswith("sequence too long")
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from videor1.data.synth import BENCHMARKS, FAMILIES, ORDER_DEPENDENT, SynthConfig, SynthSpec, generate
 from videor1.media import read_video
@@ -15,7 +14,6 @@ from videor1.media import read_video
 from .conftest import tree_digest
 
 SMALL = SynthConfig(seed=3, train_video_rows=24, train_image_rows=10, eval_rows_per_benchmark=6)
-
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +31,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes(synth, tmp_path):
 
 
 def test_files_rows_and_facts(synth):
-    assert sorted(p.name for p in synth.glob("*.json")) == sorted(["train.json"] + [f"eval_{b}.json" for b in BENCHMARKS])
+    assert sorted(p.name for p in synth.glob("*.json")) == sorted(
+        ["train.json"] + [f"eval_{b}.json" for b in BENCHMARKS]
+    )
     assert set(BENCHMARKS) == {"mvbench", "tempcompass", "videomme", "videommmu", "vsibench", "mmvu"}
     train = json.loads((synth / "train.json").read_text())
     assert len(train) == 34
@@ -89,9 +89,15 @@ def test_eval_sets_choose_families_sizes_and_longer_clips(tmp_path):
     16 frames at 2 fps hold each state twice while 8 frames merge two states per temporal patch."""
     from videor1.data.synth import EvalSet
 
-    cfg = SynthConfig(seed=1, train_video_rows=4, train_image_rows=0, eval_sets={
-        "order": {"families": ["motion_direction", "event_order"], "rows": 4},
-        "long": {"families": ["motion_direction"], "rows": 2, "spec": {"states": 8}}})
+    cfg = SynthConfig(
+        seed=1,
+        train_video_rows=4,
+        train_image_rows=0,
+        eval_sets={
+            "order": {"families": ["motion_direction", "event_order"], "rows": 4},
+            "long": {"families": ["motion_direction"], "rows": 2, "spec": {"states": 8}},
+        },
+    )
     generate(tmp_path / "d", cfg)
     assert sorted(p.name for p in (tmp_path / "d").glob("eval_*.json")) == ["eval_long.json", "eval_order.json"]
     order = json.loads((tmp_path / "d" / "eval_order.json").read_text())

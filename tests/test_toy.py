@@ -56,9 +56,23 @@ def test_toy_reproduction_runs_every_stage_command_and_reports_its_metrics(toy_d
     with Repo(str(toy_dir.parent)) as repo:
         stages = repo.stage.collect(str(toy_dir / "dvc.yaml"))  # rendered: foreach expanded, ${...} filled in
     names = [s.addressing.split(":")[-1] for s in stages]
-    assert names == ["synth", "base_model", "collect", "cot", "filter", "sft", "rl@tgrpo-0", "rl@grpo-0",
-                     "evaluate@base", "evaluate@sft", "evaluate_run@tgrpo-0", "evaluate_run@grpo-0",
-                     "rl_followup@tgrpo_a1-0", "evaluate_followup@tgrpo_a1-0", "report"]
+    assert names == [
+        "synth",
+        "base_model",
+        "collect",
+        "cot",
+        "filter",
+        "sft",
+        "rl@tgrpo-0",
+        "rl@grpo-0",
+        "evaluate@base",
+        "evaluate@sft",
+        "evaluate_run@tgrpo-0",
+        "evaluate_run@grpo-0",
+        "rl_followup@tgrpo_a1-0",
+        "evaluate_followup@tgrpo_a1-0",
+        "report",
+    ]
     for stage in stages:  # the file lists them in an order that respects their dependencies
         run_stage_command(stage.cmd, Path(stage.wdir), monkeypatch)
         for out in stage.outs:
@@ -79,6 +93,14 @@ def test_toy_reproduction_runs_every_stage_command_and_reports_its_metrics(toy_d
         verdict = summary[key]["verdict"]
         assert verdict in ("reproduced", "partly reproduced", "not reproduced") and f"**{verdict}**" in report
     figures = sorted(p.name for p in (toy_dir.parent / "reports" / "toy-figures").glob("*.png"))
-    assert figures == ["accuracy.png", "followup_bonus.png", "frames.png", "kl.png", "length.png",
-                       "order_paired.png", "shuffled_accuracy.png", "temporal_bonus.png"]
+    assert figures == [
+        "accuracy.png",
+        "followup_bonus.png",
+        "frames.png",
+        "kl.png",
+        "length.png",
+        "order_paired.png",
+        "shuffled_accuracy.png",
+        "temporal_bonus.png",
+    ]
     assert summary["followup"]["tgrpo_a1"]["order"]["per_seed"]["0"]["grpo"] == grpo

@@ -24,7 +24,9 @@ from videor1.prompts import user_message
 from videor1.rl import RLConfig, RLTrainer, completion_logprobs
 from videor1.rl.rollout import distinct_completions, rollout
 
-RULES = MediaRules(max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056)
+RULES = MediaRules(
+    max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+)
 BENCHMARKS = ["mvbench", "tempcompass", "videomme", "videommmu", "vsibench", "mmvu"]
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=24)
 
@@ -73,13 +75,18 @@ def test_prompt_token_ids_are_identical_on_images_and_videos(engine, hf, synth_d
     requests = requests_for(train_rows, synth_data)
     assert {r.medium.data_type for r in requests} == {"image", "video"}
     theirs = engine.prompt_token_ids(requests)
-    ours = [processor_inputs(hf.processor, [chat_text(hf.processor, r.messages, add_generation_prompt=True)], [r.medium])
-            ["input_ids"][0].tolist() for r in requests]
+    ours = [
+        processor_inputs(hf.processor, [chat_text(hf.processor, r.messages, add_generation_prompt=True)], [r.medium])[
+            "input_ids"
+        ][0].tolist()
+        for r in requests
+    ]
     assert sum(a == b for a, b in zip(theirs, ours)) == len(requests)  # 100 %
 
 
-def test_vllm_positions_are_the_reference_rule_that_transformers_5_drifts_from(engine, hf, synth_data, train_rows,
-                                                                               long_clip):
+def test_vllm_positions_are_the_reference_rule_that_transformers_5_drifts_from(
+    engine, hf, synth_data, train_rows, long_clip
+):
     """The M-RoPE positions vLLM's prefill runs with equal ours (the original Qwen rule); transformers' own differ
     for a video (text after it restarts inside the video's temporal range) and agree for an image. The long clip's
     4.575 s per temporal patch is not whole: vLLM's float64 ``t · s · tokens_per_second`` and ours agree on it."""
@@ -100,10 +107,17 @@ def test_vllm_positions_are_the_reference_rule_that_transformers_5_drifts_from(e
             seen.clear()
             engine.llm.reset_prefix_cache()  # else a cached prefix skips most of the prompt's forward
             engine.generate([request], SamplingConfig(temperature=0.0, max_new_tokens=1))
-            inputs = processor_inputs(hf.processor, [chat_text(hf.processor, request.messages, add_generation_prompt=True)],
-                                      [request.medium])
-            args = (inputs["input_ids"], inputs["mm_token_type_ids"], inputs.get("image_grid_thw"), inputs.get("video_grid_thw"),
-                    inputs.get("second_per_grid_ts"), inputs["attention_mask"])
+            inputs = processor_inputs(
+                hf.processor, [chat_text(hf.processor, request.messages, add_generation_prompt=True)], [request.medium]
+            )
+            args = (
+                inputs["input_ids"],
+                inputs["mm_token_type_ids"],
+                inputs.get("image_grid_thw"),
+                inputs.get("video_grid_thw"),
+                inputs.get("second_per_grid_ts"),
+                inputs["attention_mask"],
+            )
             ours, _ = hf.model.model.get_rope_index(*args)
             stock, _ = type(hf.model.model).get_rope_index(hf.model.model, *args)
             n = inputs["input_ids"].shape[1]
@@ -111,7 +125,10 @@ def test_vllm_positions_are_the_reference_rule_that_transformers_5_drifts_from(e
             assert torch.equal(stock, ours) == (row["data_type"] == "image")
             if request is long_request:  # the last temporal patch sits at 7 · 4.575 · 2 = 64.05: bf16 seconds give 63
                 video = ours[0, 0][inputs["mm_token_type_ids"][0] == 2]
-                assert inputs["second_per_grid_ts"].tolist() == [pytest.approx(4.575)] and int(video.max() - video.min()) == 64
+                assert (
+                    inputs["second_per_grid_ts"].tolist() == [pytest.approx(4.575)]
+                    and int(video.max() - video.min()) == 64
+                )
     finally:
         model.forward = forward
 
@@ -120,13 +137,19 @@ def test_greedy_outputs_match_transformers_on_the_benchmarks(engine, hf, synth_d
     """The eval stage's two backends, row by row, at both frame counts of the tiny profile."""
     equal, total = 0, 0
     for frames in (4, 8):
-        run = EvalRun(media_root=synth_data, rules=MediaRules(**{**RULES.__dict__, "max_frames": frames}), sampling=GREEDY,
-                      batch_size=16)
+        run = EvalRun(
+            media_root=synth_data,
+            rules=MediaRules(**{**RULES.__dict__, "max_frames": frames}),
+            sampling=GREEDY,
+            batch_size=16,
+        )
         for bench in BENCHMARKS:
             rows = json.loads((synth_data / f"eval_{bench}.json").read_text())
             a, _ = evaluate_rows(rows, engine, run, ResultStore(tmp_path / f"v-{bench}@{frames}.jsonl", "v"))
             b, _ = evaluate_rows(rows, hf, run, ResultStore(tmp_path / f"t-{bench}@{frames}.jsonl", "t"))
-            equal += sum(x["output"] == y["output"] and x["completion_tokens"] == y["completion_tokens"] for x, y in zip(a, b))
+            equal += sum(
+                x["output"] == y["output"] and x["completion_tokens"] == y["completion_tokens"] for x, y in zip(a, b)
+            )
             total += len(rows)
     assert total == 2 * 6 * 4 and equal / total >= 0.95, f"{equal} of {total} rows equal"
 
@@ -140,7 +163,9 @@ def test_group_samples_differ_and_the_seed_reproduces_them(engine, synth_data, t
     assert [len(g.ordered) for g in groups] == [4, 4] and [len(g.shuffled) for g in groups] == [2, 0]
     assert all(distinct_completions(g) > 1 for g in groups)  # one seed for all gave 1 distinct of 4
     again = rollout(engine, engine.processor, rows, media, seed=7, **kwargs)
-    assert [[c.token_ids for c in g.ordered + g.shuffled] for g in groups] == [[c.token_ids for c in g.ordered + g.shuffled] for g in again]
+    assert [[c.token_ids for c in g.ordered + g.shuffled] for g in groups] == [
+        [c.token_ids for c in g.ordered + g.shuffled] for g in again
+    ]
     other = rollout(engine, engine.processor, rows, media, seed=8, **kwargs)
     assert [[c.token_ids for c in g.ordered] for g in groups] != [[c.token_ids for c in g.ordered] for g in other]
 
@@ -180,7 +205,10 @@ def test_an_over_long_prompt_is_refused_before_the_batch_and_skipped_in_eval(eng
     run = EvalRun(media_root=synth_data, rules=RULES, sampling=GREEDY, batch_size=8)
     results, _ = evaluate_rows(rows[:2] + [long_row], engine, run, ResultStore(tmp_path / "long.jsonl", "x"))
     assert [r["output"] is None for r in results] == [False, False, True]
-    assert results[2]["error"].startswith("prompt too long:") and f"> {2048 - GREEDY.max_new_tokens}" in results[2]["error"]
+    assert (
+        results[2]["error"].startswith("prompt too long:")
+        and f"> {2048 - GREEDY.max_new_tokens}" in results[2]["error"]
+    )
 
 
 def test_weight_sync_makes_vllm_sample_from_the_updated_policy(engine, hf, sharp_dir, synth_data, train_rows):
@@ -199,16 +227,26 @@ def test_weight_sync_makes_vllm_sample_from_the_updated_policy(engine, hf, sharp
         # the log-probs vLLM sampled with are the training forward's (the importance ratio starts at 1)
         from vllm import SamplingParams
 
-        prompts = [{"prompt": chat_text(engine.processor, r.messages, add_generation_prompt=True),
-                    "multi_modal_data": vllm_engine.multi_modal_data(r.medium)} for r in requests[:2]]
-        outs = engine.llm.generate(prompts, SamplingParams(temperature=1.0, max_tokens=12, seed=0, logprobs=0), use_tqdm=False)
+        prompts = [
+            {
+                "prompt": chat_text(engine.processor, r.messages, add_generation_prompt=True),
+                "multi_modal_data": vllm_engine.multi_modal_data(r.medium),
+            }
+            for r in requests[:2]
+        ]
+        outs = engine.llm.generate(
+            prompts, SamplingParams(temperature=1.0, max_tokens=12, seed=0, logprobs=0), use_tqdm=False
+        )
         for request, out in zip(requests[:2], outs):
             sample = out.outputs[0]
             vllm_logp = torch.tensor([lp[t].logprob for lp, t in zip(sample.logprobs, sample.token_ids)])
-            inputs = processor_inputs(hf.processor, [chat_text(hf.processor, request.messages, add_generation_prompt=True)],
-                                      [request.medium])
+            inputs = processor_inputs(
+                hf.processor, [chat_text(hf.processor, request.messages, add_generation_prompt=True)], [request.medium]
+            )
             with torch.no_grad():
-                ours, _ = completion_logprobs(policy, inputs, [list(sample.token_ids)], hf.processor.tokenizer.pad_token_id)
+                ours, _ = completion_logprobs(
+                    policy, inputs, [list(sample.token_ids)], hf.processor.tokenizer.pad_token_id
+                )
             assert torch.allclose(ours[0], vllm_logp, atol=2e-4), (ours[0] - vllm_logp).abs().max()
     finally:
         engine.sync_weights(hf.model.state_dict().items())
@@ -216,17 +254,45 @@ def test_weight_sync_makes_vllm_sample_from_the_updated_policy(engine, hf, sharp
 
 
 def test_a_resumed_rl_run_syncs_before_its_first_rollout(engine, hf, synth_data, train_rows, tmp_path):
-    cfg = RLConfig(steps=2, prompts_per_step=2, num_generations=4, max_completion_length=8, max_prompt_length=1024,
-                   learning_rate=3e-2, len_min=2, len_max=8, save_steps=1, seed=0)
+    cfg = RLConfig(
+        steps=2,
+        prompts_per_step=2,
+        num_generations=4,
+        max_completion_length=8,
+        max_prompt_length=1024,
+        learning_rate=3e-2,
+        len_min=2,
+        len_max=8,
+        save_steps=1,
+        seed=0,
+    )
     policy = copy.deepcopy(hf.model)
-    trainer = RLTrainer(policy, copy.deepcopy(hf.model).requires_grad_(False), hf.processor, engine, train_rows, RULES, cfg,
-                        tmp_path, log=lambda _: None)
+    trainer = RLTrainer(
+        policy,
+        copy.deepcopy(hf.model).requires_grad_(False),
+        hf.processor,
+        engine,
+        train_rows,
+        RULES,
+        cfg,
+        tmp_path,
+        log=lambda _: None,
+    )
     records = trainer.train()
     assert [r["step"] for r in records] == [1, 2] and all(r["distinct_completions"] > 1 for r in records)
     engine.sync_weights(hf.model.state_dict().items())  # as a fresh engine would start: from the SFT weights
     resumed_policy = copy.deepcopy(hf.model)
-    resumed = RLTrainer(resumed_policy, copy.deepcopy(hf.model).requires_grad_(False), hf.processor, engine, train_rows, RULES,
-                        cfg, tmp_path, log=lambda _: None)
+    resumed = RLTrainer(
+        resumed_policy,
+        copy.deepcopy(hf.model).requires_grad_(False),
+        hf.processor,
+        engine,
+        train_rows,
+        RULES,
+        cfg,
+        tmp_path,
+        log=lambda _: None,
+    )
     try:
         resumed.train()  # nothing left to train: it only resumes, and syncs
         requests = requests_for(train_rows[:4], synth_data)
@@ -239,10 +305,19 @@ def test_a_resumed_rl_run_syncs_before_its_first_rollout(engine, hf, synth_data,
 
 def test_the_vllm_teacher_completes_rows_and_a_dead_engine_stops_the_run(engine, train_rows, tmp_path):
     sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=16)
-    teacher = ModelTeacher(engine, engine.processor, sampling=sampling, rules=RULES, max_prompt_tokens=2048 - 16,
-                           model_signature={}, backend_name="vllm")
+    teacher = ModelTeacher(
+        engine,
+        engine.processor,
+        sampling=sampling,
+        rules=RULES,
+        max_prompt_tokens=2048 - 16,
+        model_signature={},
+        backend_name="vllm",
+    )
     rows = train_rows[:6]
-    records, generated = generate_cot(rows, teacher, ResultStore(tmp_path / "cot.jsonl", "fp", key="row_key"), batch_size=3)
+    records, generated = generate_cot(
+        rows, teacher, ResultStore(tmp_path / "cot.jsonl", "fp", key="row_key"), batch_size=3
+    )
     assert generated == 6 and all(r["completion"] is not None and r["attempts"] == 1 for r in records)
 
     class DiesAfterOneBatch:
@@ -262,12 +337,23 @@ def test_the_vllm_teacher_completes_rows_and_a_dead_engine_stops_the_run(engine,
                 raise EngineDeadError()
             return self.inner.generate(requests, sampling)
 
-    dying = ModelTeacher(DiesAfterOneBatch(engine), engine.processor, sampling=sampling, rules=RULES, max_prompt_tokens=2032,
-                         model_signature={}, backend_name="vllm")
+    dying = ModelTeacher(
+        DiesAfterOneBatch(engine),
+        engine.processor,
+        sampling=sampling,
+        rules=RULES,
+        max_prompt_tokens=2032,
+        model_signature={},
+        backend_name="vllm",
+    )
     store = ResultStore(tmp_path / "dying.jsonl", "fp", key="row_key")
     with pytest.raises(TeacherDied, match="engine died"):
         generate_cot(rows, dying, store, batch_size=3)
     kept = [json.loads(line) for line in (tmp_path / "dying.jsonl").read_text().splitlines()]
-    assert len(kept) == 3 and all(k["completion"] is not None for k in kept)  # the first batch, nothing stored as failed
-    records, generated = generate_cot(rows, teacher, ResultStore(tmp_path / "dying.jsonl", "fp", key="row_key"), batch_size=3)
+    assert len(kept) == 3 and all(
+        k["completion"] is not None for k in kept
+    )  # the first batch, nothing stored as failed
+    records, generated = generate_cot(
+        rows, teacher, ResultStore(tmp_path / "dying.jsonl", "fp", key="row_key"), batch_size=3
+    )
     assert generated == 3 and all(r["completion"] is not None for r in records)

@@ -38,7 +38,9 @@ def _define_missing_schemas() -> None:
     if spec is None or not spec.submodule_search_locations:
         return  # torchvision is not installed: nothing to fix
     root = Path(next(iter(spec.submodule_search_locations)))
-    libraries = [root / f"_C{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES if (root / f"_C{suffix}").exists()]
+    libraries = [
+        root / f"_C{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES if (root / f"_C{suffix}").exists()
+    ]
     try:
         if libraries:
             torch.ops.load_library(str(libraries[0]))

@@ -69,8 +69,10 @@ def check_device(world: World) -> None:
     """Each rank computes on its own GPU. Raise if something (an engine's worker, a library) moved this process's
     current device elsewhere: every later allocation and NCCL call would land on another rank's GPU."""
     if torch.cuda.is_available() and torch.cuda.current_device() != world.local_rank:
-        raise RuntimeError(f"rank {world.rank}: the current CUDA device is {torch.cuda.current_device()}, not its local "
-                           f"rank {world.local_rank}")
+        raise RuntimeError(
+            f"rank {world.rank}: the current CUDA device is {torch.cuda.current_device()}, not its local "
+            f"rank {world.local_rank}"
+        )
 
 
 def barrier(world: World) -> None:
@@ -122,8 +124,13 @@ def shard_model(model, world: World, compute_dtype: str = "float32"):
     return model
 
 
-def load_sharded_models(path: str | Path, world: World, dtypes: Sequence[torch.dtype], compute_dtype: str = "float32",
-                        attn_implementation: str = "sdpa") -> list:
+def load_sharded_models(
+    path: str | Path,
+    world: World,
+    dtypes: Sequence[torch.dtype],
+    compute_dtype: str = "float32",
+    attn_implementation: str = "sdpa",
+) -> list:
     """A model directory's model once per dtype (the fp32 policy, the compute-dtype reference), each sharded as it
     loads: every rank builds it on the meta device and shards it, rank 0 reads the checkpoint once (in its own
     dtype), and each tensor is broadcast in turn, every rank keeping its shard in the model's dtype. No rank
@@ -131,8 +138,10 @@ def load_sharded_models(path: str | Path, world: World, dtypes: Sequence[torch.d
     from .models import empty_model, load_model
 
     if not world.distributed:
-        return [load_model(path, dtype=dtype, device=str(world.device), attn_implementation=attn_implementation)
-                for dtype in dtypes]
+        return [
+            load_model(path, dtype=dtype, device=str(world.device), attn_implementation=attn_implementation)
+            for dtype in dtypes
+        ]
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
     full = load_model(path, dtype="auto").state_dict() if world.is_main else {}
@@ -146,7 +155,9 @@ def load_sharded_models(path: str | Path, world: World, dtypes: Sequence[torch.d
             for name, b in model.named_buffers():
                 b.copy_(buffers[name])
         # a copy of the dict: set_model_state_dict puts the local shards into the one it is given
-        set_model_state_dict(model, dict(full), options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        set_model_state_dict(
+            model, dict(full), options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+        )
         models.append(model)
     return models
 
@@ -179,8 +190,9 @@ def reshard(model) -> None:
         model.reshard()
 
 
-def full_tensors(model, world: World, *, dtype: torch.dtype | None = None, bucket_bytes: int = 0
-                 ) -> Iterator[tuple[str, torch.Tensor]]:
+def full_tensors(
+    model, world: World, *, dtype: torch.dtype | None = None, bucket_bytes: int = 0
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Every full (unsharded) tensor of the model by transformers name, streamed: up to ``bucket_bytes`` of them
     are gathered (sharded ones cast to ``dtype`` before the gather), handed on, and dropped before the next bucket,
     so the peak is one bucket (at least one tensor), never the whole model. Alone: the model's own tensors.
@@ -228,8 +240,10 @@ def save_sharded(model, optimizer, world: World, path: Path, extra: dict) -> Non
     barrier(world)
     model_state, optim_state = get_state_dict(model, optimizer)
     dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=str(tmp))
-    torch.save({"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
-               tmp / f"rng-{world.rank}.pt")
+    torch.save(
+        {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
+        tmp / f"rng-{world.rank}.pt",
+    )
     barrier(world)
     if world.is_main:
         torch.save(extra, tmp / "trainer.pt")
@@ -260,8 +274,19 @@ def relaunch(nproc: int, module: str) -> None:
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         import sys
 
-        os.execvp(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                   f"--nproc_per_node={nproc}", "-m", module, *sys.argv[1:]])
+        os.execvp(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc_per_node={nproc}",
+                "-m",
+                module,
+                *sys.argv[1:],
+            ],
+        )
 
 
 def gpu_groups(nproc: int, per_process: int = 1) -> list[str]:
@@ -270,12 +295,17 @@ def gpu_groups(nproc: int, per_process: int = 1) -> list[str]:
     UUIDs, else every GPU): process k gets the k-th group, and sees it as cuda:0..per_process-1. ValueError when
     there are too few."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = ([d.strip() for d in visible.split(",") if d.strip()] if visible is not None
-           else [str(i) for i in range(torch.cuda.device_count())])
+    ids = (
+        [d.strip() for d in visible.split(",") if d.strip()]
+        if visible is not None
+        else [str(i) for i in range(torch.cuda.device_count())]
+    )
     if nproc * per_process > len(ids):
-        raise ValueError(f"{nproc} processes × {per_process} GPU(s) each need {nproc * per_process} GPUs; "
-                         f"{len(ids)} visible ({visible if visible is not None else 'all of this node'})")
-    return [",".join(ids[k * per_process:(k + 1) * per_process]) for k in range(nproc)]
+        raise ValueError(
+            f"{nproc} processes × {per_process} GPU(s) each need {nproc * per_process} GPUs; "
+            f"{len(ids)} visible ({visible if visible is not None else 'all of this node'})"
+        )
+    return [",".join(ids[k * per_process : (k + 1) * per_process]) for k in range(nproc)]
 
 
 def die_with_parent(parent_pid: int | None = None) -> None:

@@ -108,10 +108,14 @@ class ModelShape:
             params=sum(p.numel() for p in model.parameters()),
             vision_params=sum(p.numel() for p in model.model.visual.parameters()),
             largest_layer_params=max(sum(p.numel() for p in layer.parameters()) for layer in layers),
-            hidden=text.hidden_size, intermediate=text.intermediate_size,
+            hidden=text.hidden_size,
+            intermediate=text.intermediate_size,
             kv_dim=text.num_key_value_heads * (text.hidden_size // text.num_attention_heads),
-            layers=text.num_hidden_layers, vocab=text.vocab_size,
-            vision_hidden=vision.hidden_size, vision_intermediate=vision.intermediate_size, vision_layers=vision.depth,
+            layers=text.num_hidden_layers,
+            vocab=text.vocab_size,
+            vision_hidden=vision.hidden_size,
+            vision_intermediate=vision.intermediate_size,
+            vision_layers=vision.depth,
             root_params=sum(p.numel() for p in model.parameters() if id(p) not in in_layers),
             largest_tensor_params=max(p.numel() for p in model.parameters()),
             lm_head_params=model.lm_head.weight.numel(),
@@ -169,8 +173,12 @@ def _language_model_activations(model: ModelShape, run: RunShape) -> int:
         per_layer = p * (query + _key_elements(h, model.kv_dim, False))
         inputs = p
     elif not run.gradient_checkpointing:
-        per_layer = (p * (query + _key_elements(h, model.kv_dim, False))  # the prompt, once
-                     + g * c * query + g * (p + c) * _key_elements(h, model.kv_dim, True) + g * c * (p + c))
+        per_layer = (
+            p * (query + _key_elements(h, model.kv_dim, False))  # the prompt, once
+            + g * c * query
+            + g * (p + c) * _key_elements(h, model.kv_dim, True)
+            + g * c * (p + c)
+        )
         inputs = p + g * c
     else:
         per_layer = g * (p + c) * (query + _key_elements(h, model.kv_dim, True)) + g * (p + c) ** 2
@@ -261,15 +269,24 @@ def _vllm_inside(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float) -> 
     per_prompt = g + (g // 2 if run.temporal else 0)  # a video prompt: G ordered and G/2 shuffled
     sequences = -(-run.prompts_per_step // gpus) * per_prompt
     kv_tokens = max(int(kv // per_token), 0)
-    return {"budget_gb": budget / GIB, "weights_gb": weights / GIB, "allowance_gb": VLLM_OVERHEAD_BYTES / GIB,
-            "kv_cache_gb": kv / GIB, "kv_tokens": kv_tokens, "kv_bytes_per_token": per_token,
-            "max_model_len": max_model_len, "sequence_tokens": sequence,
-            "rollout_sequences": sequences, "rollout_tokens": sequences * sequence,
-            "ok": kv_tokens >= max_model_len and sequence <= max_model_len}
+    return {
+        "budget_gb": budget / GIB,
+        "weights_gb": weights / GIB,
+        "allowance_gb": VLLM_OVERHEAD_BYTES / GIB,
+        "kv_cache_gb": kv / GIB,
+        "kv_tokens": kv_tokens,
+        "kv_bytes_per_token": per_token,
+        "max_model_len": max_model_len,
+        "sequence_tokens": sequence,
+        "rollout_sequences": sequences,
+        "rollout_tokens": sequences * sequence,
+        "ok": kv_tokens >= max_model_len and sequence <= max_model_len,
+    }
 
 
-def plan_memory(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *,
-                context_bytes: int = CONTEXT_BYTES) -> MemoryPlan:
+def plan_memory(
+    model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *, context_bytes: int = CONTEXT_BYTES
+) -> MemoryPlan:
     """Per-GPU GiB of each term of each phase (see the module's docstring) and whether the largest phase fits in
     ``gpu_gb``. ``context_bytes``: the fixed allowance (0 when planning a CPU run, where no CUDA context exists)."""
     p, shards = model.params, {"full": gpus, "zero2": gpus, "none": 1}[run.sharding]
@@ -283,7 +300,9 @@ def plan_memory(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *,
         static["weights (bf16, replicated)"] = 2 * p
         static[f"master weights ({master}, sharded)"] = m * p / shards
     else:
-        static[f"weights ({master} master, sharded)" if run.sharding == "full" else f"weights ({master})"] = m * p / shards
+        static[f"weights ({master} master, sharded)" if run.sharding == "full" else f"weights ({master})"] = (
+            m * p / shards
+        )
     static[f"gradients ({master})"] = m * p / shards  # freed by zero_grad(set_to_none) at the next update only
     static[f"AdamW moments ({master})"] = 2 * m * p / shards
     if rl:
@@ -303,8 +322,10 @@ def plan_memory(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *,
     if rl:
         t["reference forward (transient)"] = _reference_forward(model, run)
     if patches:
-        per_patch_layer = a * (_query_elements(model.vision_hidden, model.vision_intermediate)
-                               + _key_elements(model.vision_hidden, model.vision_hidden, False))
+        per_patch_layer = a * (
+            _query_elements(model.vision_hidden, model.vision_intermediate)
+            + _key_elements(model.vision_hidden, model.vision_hidden, False)
+        )
         if run.gradient_checkpointing:
             vision = patches * (per_patch_layer + a * model.vision_hidden * model.vision_layers)
         else:
@@ -315,8 +336,9 @@ def plan_memory(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *,
     logit_rows = min(run.completions * run.completion_tokens, CHUNK_TOKENS) if rl else run.prompt_tokens
     fp32_copy = 4 if a < 4 else 0
     name = f"logits, {CHUNK_TOKENS} positions at a time" if rl else "logits"
-    t[f"{name} ({dtype} + fp32 copy + softmax + grad)" if fp32_copy else f"{name} (fp32 + softmax + grad)"] = \
+    t[f"{name} ({dtype} + fp32 copy + softmax + grad)" if fp32_copy else f"{name} (fp32 + softmax + grad)"] = (
         logit_rows * model.vocab * (a + fp32_copy + 4 + 4)
+    )
     vllm_share = {"vLLM (gpu_memory_utilization)": run.vllm_share * gpu_gb * GIB} if run.vllm_share else {}
     if not run.vllm_sleep:
         t.update(vllm_share)
@@ -329,8 +351,9 @@ def plan_memory(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *,
     if rl:
         start = {k: v for k, v in static.items() if not k.startswith(("gradients", "AdamW"))}
         if fsdp:  # one full tensor broadcast at a time, in the checkpoint's dtype: at most the largest
-            start[f"checkpoint tensor in flight ({'bf16' if run.checkpoint_bytes == 2 else 'fp32'})"] = \
+            start[f"checkpoint tensor in flight ({'bf16' if run.checkpoint_bytes == 2 else 'fp32'})"] = (
                 run.checkpoint_bytes * model.largest_tensor_params
+            )
         phases[START_UP] = {**start, **context}
         host["start-up, rank 0 (the checkpoint)"] = run.checkpoint_bytes * p
         if fsdp:
@@ -340,16 +363,27 @@ def plan_memory(model: ModelShape, run: RunShape, gpus: int, gpu_gb: float, *,
     phases[TRAIN_STEP] = t
     if rl and run.vllm_share:
         engine = {f"vLLM weights ({dtype}, woken for the sync)": a * p} if run.vllm_sleep else vllm_share
-        phases[SYNC] = {**static, **engine,
-                        f"sync bucket ({dtype}, {run.sync_bucket_mb} MiB)": run.sync_bucket_mb * MIB,
-                        f"largest tensor ({dtype}, gathered)": a * model.largest_tensor_params, **context}
+        phases[SYNC] = {
+            **static,
+            **engine,
+            f"sync bucket ({dtype}, {run.sync_bucket_mb} MiB)": run.sync_bucket_mb * MIB,
+            f"largest tensor ({dtype}, gathered)": a * model.largest_tensor_params,
+            **context,
+        }
         comparison[FULL_GATHER] = {**static, **engine, f"all parameters gathered ({master})": m * p, **context}
         if run.vllm_sleep:
             host[f"vLLM asleep, weights of {gpus} engine{'s' if gpus > 1 else ''} (node)"] = gpus * a * p
         vllm = _vllm_inside(model, run, gpus, gpu_gb)
     gib = lambda terms: {k: v / GIB for k, v in terms.items()}  # noqa: E731
-    return MemoryPlan(gpus, gpu_gb, gib(t), {k: gib(v) for k, v in phases.items()},
-                      {k: gib(v) for k, v in comparison.items()}, gib(host), vllm)
+    return MemoryPlan(
+        gpus,
+        gpu_gb,
+        gib(t),
+        {k: gib(v) for k, v in phases.items()},
+        {k: gib(v) for k, v in comparison.items()},
+        gib(host),
+        vllm,
+    )
 
 
 def video_tokens(frames: int, pixels: int, merge: int = 2, patch: int = 14, temporal: int = 2) -> tuple[int, int]:
@@ -360,22 +394,36 @@ def video_tokens(frames: int, pixels: int, merge: int = 2, patch: int = 14, temp
 
 def describe(plan: MemoryPlan) -> dict:
     """The plan as JSON: every phase's terms, total and margin, the peak phase, host RAM and vLLM's inside."""
-    r = lambda x: round(x, 2)  # noqa: E731
-    phase = lambda terms: {"terms": {k: r(v) for k, v in terms.items()}, "total_gb": r(sum(terms.values())),  # noqa: E731
-                           "margin_gb": r(plan.margin(sum(terms.values())))}
-    return {"gpus": plan.gpus, "gpu_gb": plan.gpu_gb, "terms": {k: r(v) for k, v in plan.terms.items()},
-            "phases": {k: phase(v) for k, v in plan.phases.items()},
-            "comparison": {k: phase(v) for k, v in plan.comparison.items()},
-            "peak_phase": plan.peak_phase, "total_gb": r(plan.total_gb), "margin_gb": r(plan.margin_gb),
-            "headroom": HEADROOM, "fits": plan.fits, "host_gb": {k: r(v) for k, v in plan.host_gb.items()},
-            "vllm": {k: r(v) if isinstance(v, float) else v for k, v in plan.vllm.items()}}
+
+    def r(x: float) -> float:
+        return round(x, 2)
+
+    def phase(terms: dict) -> dict:
+        total = sum(terms.values())
+        return {"terms": {k: r(v) for k, v in terms.items()}, "total_gb": r(total), "margin_gb": r(plan.margin(total))}
+
+    return {
+        "gpus": plan.gpus,
+        "gpu_gb": plan.gpu_gb,
+        "terms": {k: r(v) for k, v in plan.terms.items()},
+        "phases": {k: phase(v) for k, v in plan.phases.items()},
+        "comparison": {k: phase(v) for k, v in plan.comparison.items()},
+        "peak_phase": plan.peak_phase,
+        "total_gb": r(plan.total_gb),
+        "margin_gb": r(plan.margin_gb),
+        "headroom": HEADROOM,
+        "fits": plan.fits,
+        "host_gb": {k: r(v) for k, v in plan.host_gb.items()},
+        "vllm": {k: r(v) if isinstance(v, float) else v for k, v in plan.vllm.items()},
+    }
 
 
 PROMPT_TEXT_TOKENS = 256  # the chat template, question, options and instruction around the video (measured: ~200)
 
 
-def profile_runs(params: dict, profile: str, *, sharding: str = "full",
-                 gradient_checkpointing: bool | None = None) -> dict[str, RunShape]:
+def profile_runs(
+    params: dict, profile: str, *, sharding: str = "full", gradient_checkpointing: bool | None = None
+) -> dict[str, RunShape]:
     """The SFT and RL micro-steps of a ``params.yaml`` profile: its frames, pixels, sequence lengths, G, and the RL
     engine's knobs: ``rollout_backend``, ``gpu_memory_utilization``, ``vllm_sleep``, ``max_model_len`` (``rl.``) and
     ``sync_bucket_mb`` (``rl.train.``, where ``RLConfig`` reads it; else ``rl.``). ``gradient_checkpointing``: None
@@ -385,23 +433,38 @@ def profile_runs(params: dict, profile: str, *, sharding: str = "full",
     rl_patches, rl_tokens = video_tokens(rl["media"]["max_frames"], rl["media"]["video_max_pixels"])
     train = rl["train"]
     vllm = rl.get("rollout_backend") == "vllm"
-    checkpointing = lambda section: (section.get("gradient_checkpointing", True)  # noqa: E731
-                                     if gradient_checkpointing is None else gradient_checkpointing)
+
+    def checkpointing(section: dict) -> bool:
+        return section.get("gradient_checkpointing", True) if gradient_checkpointing is None else gradient_checkpointing
+
     return {
-        "sft": RunShape("sft", prompt_tokens=sft["max_length"], vision_patches=sft_patches,
-                        gradient_checkpointing=checkpointing(sft["train"]), sharding=sharding,
-                        compute_bytes=2 if sft["train"].get("bf16") else 4),
-        "rl": RunShape("rl", prompt_tokens=rl_tokens + PROMPT_TEXT_TOKENS, completion_tokens=train["max_completion_length"],
-                       completions=train["num_generations"], vision_patches=rl_patches,
-                       gradient_checkpointing=checkpointing(train), sharding=sharding,
-                       vllm_share=rl.get("gpu_memory_utilization", 0.0) if vllm else 0.0,
-                       compute_bytes=2 if train.get("compute_dtype", "bfloat16") == "bfloat16" else 4,
-                       vllm_sleep=bool(rl.get("vllm_sleep", False)) and vllm,
-                       sync_bucket_mb=int(train.get("sync_bucket_mb", rl.get("sync_bucket_mb", 1024))),  # RLConfig's
-                       max_model_len=int(rl.get("max_model_len") or train.get("max_prompt_length", 0)
-                                         + train["max_completion_length"]),
-                       checkpoint_bytes=2 if sft.get("model_dtype") == "bfloat16" else 4,
-                       prompts_per_step=train.get("prompts_per_step", 1), temporal=bool(train.get("temporal", False))),
+        "sft": RunShape(
+            "sft",
+            prompt_tokens=sft["max_length"],
+            vision_patches=sft_patches,
+            gradient_checkpointing=checkpointing(sft["train"]),
+            sharding=sharding,
+            compute_bytes=2 if sft["train"].get("bf16") else 4,
+        ),
+        "rl": RunShape(
+            "rl",
+            prompt_tokens=rl_tokens + PROMPT_TEXT_TOKENS,
+            completion_tokens=train["max_completion_length"],
+            completions=train["num_generations"],
+            vision_patches=rl_patches,
+            gradient_checkpointing=checkpointing(train),
+            sharding=sharding,
+            vllm_share=rl.get("gpu_memory_utilization", 0.0) if vllm else 0.0,
+            compute_bytes=2 if train.get("compute_dtype", "bfloat16") == "bfloat16" else 4,
+            vllm_sleep=bool(rl.get("vllm_sleep", False)) and vllm,
+            sync_bucket_mb=int(train.get("sync_bucket_mb", rl.get("sync_bucket_mb", 1024))),  # RLConfig's
+            max_model_len=int(
+                rl.get("max_model_len") or train.get("max_prompt_length", 0) + train["max_completion_length"]
+            ),
+            checkpoint_bytes=2 if sft.get("model_dtype") == "bfloat16" else 4,
+            prompts_per_step=train.get("prompts_per_step", 1),
+            temporal=bool(train.get("temporal", False)),
+        ),
     }
 
 

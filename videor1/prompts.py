@@ -63,7 +63,10 @@ def prompt_text(row: Mapping, wording: str = "training") -> str:
 
 def user_message(row: Mapping, wording: str = "training") -> dict:
     """The user turn as a chat message: the medium's placeholder, then the prompt text."""
-    return {"role": "user", "content": [{"type": row["data_type"]}, {"type": "text", "text": prompt_text(row, wording)}]}
+    return {
+        "role": "user",
+        "content": [{"type": row["data_type"]}, {"type": "text", "text": prompt_text(row, wording)}],
+    }
 
 
 def assistant_message(text: str) -> dict:

@@ -36,10 +36,10 @@ for path in (REPO, REPO / "bench"):
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from gpu_step import TINY_TEXT, TINY_VISION, completions, video_prompt  # noqa: E402
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration  # noqa: E402
 
-from gpu_step import TINY_TEXT, TINY_VISION, completions, video_prompt  # noqa: E402
-from videor1.models.rope import TEXT, IMAGE, VIDEO, reference_rope_index, use_reference_positions  # noqa: E402
+from videor1.models.rope import IMAGE, TEXT, VIDEO, reference_rope_index, use_reference_positions  # noqa: E402
 from videor1.plan import CONFIGS  # noqa: E402
 from videor1.rl.policy import completion_logprobs  # noqa: E402
 
@@ -65,22 +65,29 @@ def batch(config: Qwen2_5_VLConfig) -> dict:
         token = config.image_token_id if kind == IMAGE else config.video_token_id
         return [(TEXT, start)] + [(kind, token)] * (int(torch.tensor(grid).prod()) // 4) + [(TEXT, end)]
 
-    rows = [text(5) + vision(IMAGE, [1, 4, 4]) + text(3) + vision(VIDEO, [4, 4, 6]) + text(7),
-            text(4) + vision(VIDEO, [2, 4, 4]) + text(6)]
+    rows = [
+        text(5) + vision(IMAGE, [1, 4, 4]) + text(3) + vision(VIDEO, [4, 4, 6]) + text(7),
+        text(4) + vision(VIDEO, [2, 4, 4]) + text(6),
+    ]
     length = max(len(r) for r in rows)
     ids = torch.full((2, length), pad)
     kinds = torch.zeros(2, length, dtype=torch.long)
     mask = torch.zeros(2, length, dtype=torch.long)
     for b, row in enumerate(rows):
-        ids[b, length - len(row):] = torch.tensor([t for _, t in row])
-        kinds[b, length - len(row):] = torch.tensor([k for k, _ in row])
-        mask[b, length - len(row):] = 1
+        ids[b, length - len(row) :] = torch.tensor([t for _, t in row])
+        kinds[b, length - len(row) :] = torch.tensor([k for k, _ in row])
+        mask[b, length - len(row) :] = 1
     image_grid, video_grid = torch.tensor([[1, 4, 4]]), torch.tensor([[4, 4, 6], [2, 4, 4]])
-    return {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": kinds,
-            "pixel_values": torch.randn(int(image_grid.prod(-1).sum()), 3 * 2 * 14 * 14, generator=g),
-            "image_grid_thw": image_grid,
-            "pixel_values_videos": torch.randn(int(video_grid.prod(-1).sum()), 3 * 2 * 14 * 14, generator=g),
-            "video_grid_thw": video_grid, "second_per_grid_ts": torch.tensor([1.25, 4.575])}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "mm_token_type_ids": kinds,
+        "pixel_values": torch.randn(int(image_grid.prod(-1).sum()), 3 * 2 * 14 * 14, generator=g),
+        "image_grid_thw": image_grid,
+        "pixel_values_videos": torch.randn(int(video_grid.prod(-1).sum()), 3 * 2 * 14 * 14, generator=g),
+        "video_grid_thw": video_grid,
+        "second_per_grid_ts": torch.tensor([1.25, 4.575]),
+    }
 
 
 class Recorder:
@@ -100,8 +107,11 @@ class Recorder:
 
 def case(tensors: list[torch.Tensor]) -> dict:
     data = [t.tolist() for t in tensors]
-    return {"shapes": [list(t.shape) for t in tensors],
-            "sha256": hashlib.sha256(json.dumps(data).encode()).hexdigest(), "positions": data}
+    return {
+        "shapes": [list(t.shape) for t in tensors],
+        "sha256": hashlib.sha256(json.dumps(data).encode()).hexdigest(),
+        "positions": data,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,8 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     use_reference_positions(model)
     recorder = Recorder(model)
     inputs = batch(config)
-    index_args = {k: inputs[k] for k in ("input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw",
-                                         "second_per_grid_ts", "attention_mask")}
+    index_args = {
+        k: inputs[k]
+        for k in (
+            "input_ids",
+            "mm_token_type_ids",
+            "image_grid_thw",
+            "video_grid_thw",
+            "second_per_grid_ts",
+            "attention_mask",
+        )
+    }
     cases, problems = {}, []
     with torch.no_grad():
         positions, deltas = model.model.get_rope_index(**index_args)
@@ -131,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.equal(direct, positions):
             problems.append("model.model.get_rope_index is not reference_rope_index")
 
-        prompt = {k: v.float() if v.is_floating_point() else v
-                  for k, v in video_prompt(config, 4, 4 * 56 * 56, 32, "cpu", seed=0).items()}
+        prompt = {
+            k: v.float() if v.is_floating_point() else v
+            for k, v in video_prompt(config, 4, 4 * 56 * 56, 32, "cpu", seed=0).items()
+        }
         prompt["second_per_grid_ts"] = torch.tensor([1.25])
         rollouts = completions(4, 12, seed=0, vocab_size=config.text_config.vocab_size)
         completion_logprobs(model, prompt, rollouts, config.text_config.pad_token_id or 0)
@@ -145,23 +166,35 @@ def main(argv: list[str] | None = None) -> int:
     model.gradient_checkpointing_disable()
     model.eval()
     with torch.no_grad():
-        model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False,
-                       pad_token_id=config.text_config.pad_token_id or 0)
+        model.generate(
+            **inputs,
+            max_new_tokens=3,
+            min_new_tokens=3,
+            do_sample=False,
+            pad_token_id=config.text_config.pad_token_id or 0,
+        )
         cases["generate"] = case(recorder.take())
         native_positions, native_deltas = native(model.model, **index_args)
         cases["native"] = {**case([native_positions]), "rope_deltas": native_deltas.tolist()}
         cases["native"]["equals_reference"] = bool(torch.equal(native_positions, positions))
 
-    record = {"transformers": transformers.__version__, "torch": torch.__version__, "problems": problems,
-              "cases": cases}
+    record = {
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "problems": problems,
+        "cases": cases,
+    }
     text = json.dumps(record)
     if args.out:
         Path(args.out).write_text(text)
     else:
         print(text)
     summary = {name: c["sha256"][:12] for name, c in cases.items()}
-    print(f"transformers {transformers.__version__}: {json.dumps(summary)}"
-          + (f"; PROBLEMS: {problems}" if problems else ""), file=sys.stderr)
+    print(
+        f"transformers {transformers.__version__}: {json.dumps(summary)}"
+        + (f"; PROBLEMS: {problems}" if problems else ""),
+        file=sys.stderr,
+    )
     return 1 if problems else 0
 
 

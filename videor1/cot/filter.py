@@ -69,18 +69,26 @@ def rules(cfg: FilterConfig) -> dict[str, Callable[[dict], bool]]:
     if cfg.check_format:
         out["format"] = lambda r: well_formed(r["completion"])
     if cfg.check_option_letter:
-        out["option_letter"] = lambda r: (r["problem_type"] != "multiple choice"
-                                          or (extract_answer(r["completion"]) or "") in _letters(r["options"]))
+        out["option_letter"] = lambda r: (
+            r["problem_type"] != "multiple choice" or (extract_answer(r["completion"]) or "") in _letters(r["options"])
+        )
     if cfg.check_numeric:
-        out["numeric"] = lambda r: (r["problem_type"] not in ("numerical", "regression")
-                                    or parse_number(extract_answer(r["completion"]) or "") is not None)
+        out["numeric"] = lambda r: (
+            r["problem_type"] not in ("numerical", "regression")
+            or parse_number(extract_answer(r["completion"]) or "") is not None
+        )
     if cfg.min_accuracy is not None:
-        out["accuracy"] = lambda r: accuracy_reward(r["completion"], r["solution"], r["problem_type"]) > cfg.min_accuracy
+        out["accuracy"] = (
+            lambda r: accuracy_reward(r["completion"], r["solution"], r["problem_type"]) > cfg.min_accuracy
+        )
     if cfg.min_words is not None or cfg.max_words is not None:
         lo, hi = cfg.min_words or 0, cfg.max_words if cfg.max_words is not None else float("inf")
         out["length"] = lambda r: lo <= len(think_text(r["completion"]).split()) <= hi
     if cfg.max_repeated_ngram_share is not None:
-        out["repetition"] = lambda r: repeated_ngram_share(think_text(r["completion"]), cfg.repeat_ngram) <= cfg.max_repeated_ngram_share
+        out["repetition"] = (
+            lambda r: repeated_ngram_share(think_text(r["completion"]), cfg.repeat_ngram)
+            <= cfg.max_repeated_ngram_share
+        )
     return out
 
 
@@ -92,8 +100,11 @@ class FilterResult:
 
 def _example(row: dict) -> dict:
     text = row["completion"]
-    return {"problem_id": row["problem_id"], "data_source": row["data_source"],
-            "completion": text if len(text) <= 240 else text[:240] + "…"}
+    return {
+        "problem_id": row["problem_id"],
+        "data_source": row["data_source"],
+        "completion": text if len(text) <= 240 else text[:240] + "…",
+    }
 
 
 def apply_filter(rows: list[dict], cfg: FilterConfig, *, examples: int = 3) -> FilterResult:
@@ -113,8 +124,13 @@ def apply_filter(rows: list[dict], cfg: FilterConfig, *, examples: int = 3) -> F
             if len(samples[fails[0]]) < examples:
                 samples[fails[0]].append(_example(row))
             continue
-        kept.append({**row, "process": f"<think>{think_text(row['completion'])}</think>",
-                     "teacher_answer": extract_answer(row["completion"])})
+        kept.append(
+            {
+                **row,
+                "process": f"<think>{think_text(row['completion'])}</think>",
+                "teacher_answer": extract_answer(row["completion"]),
+            }
+        )
     metrics = {
         "rows_in": len(rows),
         "kept": len(kept),

@@ -46,11 +46,20 @@ def generate_cot(
     if on_progress and len(todo) < len(rows):
         on_progress(len(rows) - len(todo))
     for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
+        batch = todo[start : start + batch_size]
         outputs = teacher.complete([r for _, r in batch])
-        records = [{"row_key": k, "problem_id": r["problem_id"], "completion": out.completion, "error": out.error,
-                    "retry": out.retry, "attempts": done.get(k, {}).get("attempts", 0) + 1, "meta": out.meta}
-                   for (k, r), out in zip(batch, outputs)]
+        records = [
+            {
+                "row_key": k,
+                "problem_id": r["problem_id"],
+                "completion": out.completion,
+                "error": out.error,
+                "retry": out.retry,
+                "attempts": done.get(k, {}).get("attempts", 0) + 1,
+                "meta": out.meta,
+            }
+            for (k, r), out in zip(batch, outputs)
+        ]
         store.append(records)
         done.update((rec["row_key"], rec) for rec in records)
         if on_progress:

@@ -25,28 +25,54 @@ from .teacher import TeacherOutput
 SPOILS = ("wrong_answer", "malformed_tags", "truncated", "looping", "too_short", "bad_option", "non_numeric")
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
-OPENERS = ["Let me think.", "Hmm, let me look carefully.", "Okay, let's break it down.", "Let me think about this step by step.",
-           "First, let me see what is shown."]
-CHECKS = ["Wait, let me double-check that.", "Let me verify this once more.", "Hmm, does that hold up? Yes, it does.",
-          "Let me make sure I did not miss anything.", "Oh, I see, that is consistent."]
-CLOSERS = ["So the answer is {answer}.", "Therefore, the answer should be {answer}.", "That means the answer is {answer}.",
-           "So I will answer {answer}."]
+OPENERS = [
+    "Let me think.",
+    "Hmm, let me look carefully.",
+    "Okay, let's break it down.",
+    "Let me think about this step by step.",
+    "First, let me see what is shown.",
+]
+CHECKS = [
+    "Wait, let me double-check that.",
+    "Let me verify this once more.",
+    "Hmm, does that hold up? Yes, it does.",
+    "Let me make sure I did not miss anything.",
+    "Oh, I see, that is consistent.",
+]
+CLOSERS = [
+    "So the answer is {answer}.",
+    "Therefore, the answer should be {answer}.",
+    "That means the answer is {answer}.",
+    "So I will answer {answer}.",
+]
 
 # Per family: observations, each a list of alternative wordings; {…} are facts (or derived values).
 OBSERVATIONS = {
     "motion_direction": [
-        ["In the first frames the {color} {shape} is on the {start} side.", "At the start, the {color} {shape} sits near the {start} edge."],
+        [
+            "In the first frames the {color} {shape} is on the {start} side.",
+            "At the start, the {color} {shape} sits near the {start} edge.",
+        ],
         ["In the later frames it has moved to the {end} side.", "By the end it is on the {end} side of the frame."],
-        ["So it travels from {start} to {end}, which is moving {direction}.", "The motion goes toward the {direction}."],
+        [
+            "So it travels from {start} to {end}, which is moving {direction}.",
+            "The motion goes toward the {direction}.",
+        ],
     ],
     "event_order": [
         ["{first_cap} shows up at about {first_time_s} seconds.", "Around {first_time_s} s, {first} appears."],
-        ["{second_cap} only appears later, near {second_time_s} seconds.", "Then, at roughly {second_time_s} s, {second} appears."],
+        [
+            "{second_cap} only appears later, near {second_time_s} seconds.",
+            "Then, at roughly {second_time_s} s, {second} appears.",
+        ],
         ["So {first} comes first.", "That puts {first} before {second}."],
     ],
     "count_appearances": [
         ["I track the {color} {shape} through the video.", "Let me follow the {color} {shape} over time."],
-        ["It disappears and comes back, appearing {appearances} separate time(s).", "Counting each time it reappears, I get {appearances}."],
+        [
+            "It disappears and comes back, appearing {appearances} separate time(s).",
+            "Counting each time it reappears, I get {appearances}.",
+        ],
     ],
     "video_color": [
         ["There is a single {shape} in the video.", "The video shows one {shape}."],
@@ -102,7 +128,7 @@ def _fill(template: str, facts: dict) -> str:
 def _option_text(row: dict, letter: str) -> str | None:
     for option in row.get("options") or []:
         if option.startswith(f"{letter}."):
-            return option[len(letter) + 1:].strip()
+            return option[len(letter) + 1 :].strip()
     return None
 
 
@@ -122,7 +148,9 @@ def _wrong_answer(row: dict, answer: str, rng: np.random.Generator) -> str:
 
 
 class ScriptedTeacher:
-    def __init__(self, facts_file: str | Path, *, split: str = "train", seed: int = 0, spoil: dict[str, float] | None = None):
+    def __init__(
+        self, facts_file: str | Path, *, split: str = "train", seed: int = 0, spoil: dict[str, float] | None = None
+    ):
         self.facts_file = Path(facts_file)
         if not self.facts_file.is_file():
             raise FileNotFoundError(f"scripted teacher: facts file {self.facts_file} does not exist")
@@ -130,7 +158,9 @@ class ScriptedTeacher:
         self.spoil = {k: float(v) for k, v in (spoil or {}).items()}
         unknown = set(self.spoil) - set(SPOILS)
         if unknown or sum(self.spoil.values()) > 1:
-            raise ValueError(f"scripted teacher: spoil shares must be among {SPOILS} and sum to at most 1, got {self.spoil}")
+            raise ValueError(
+                f"scripted teacher: spoil shares must be among {SPOILS} and sum to at most 1, got {self.spoil}"
+            )
         self.facts = {}
         for line in self.facts_file.read_text().splitlines():
             f = json.loads(line)
@@ -138,24 +168,35 @@ class ScriptedTeacher:
                 self.facts[(f["data_source"], f["problem_id"])] = f
 
     def config(self) -> dict:
-        return {"teacher": "scripted", "facts": hashlib.sha256(self.facts_file.read_bytes()).hexdigest(),
-                "split": self.split, "seed": self.seed, "spoil": self.spoil, "observations": OBSERVATIONS}
+        return {
+            "teacher": "scripted",
+            "facts": hashlib.sha256(self.facts_file.read_bytes()).hexdigest(),
+            "split": self.split,
+            "seed": self.seed,
+            "spoil": self.spoil,
+            "observations": OBSERVATIONS,
+        }
 
     def _pick_spoil(self, row: dict, rng: np.random.Generator) -> str | None:
         u, edge = rng.random(), 0.0
         for name in SPOILS:
             edge += self.spoil.get(name, 0.0)
             if u < edge:
-                applies = {"bad_option": row["problem_type"] == "multiple choice",
-                           "non_numeric": row["problem_type"] in ("numerical", "regression")}.get(name, True)
+                applies = {
+                    "bad_option": row["problem_type"] == "multiple choice",
+                    "non_numeric": row["problem_type"] in ("numerical", "regression"),
+                }.get(name, True)
                 return name if applies else None
         return None
 
     def _one(self, row: dict) -> TeacherOutput:
         record = self.facts.get((row["data_source"], row["problem_id"]))
         if record is None:
-            return TeacherOutput(None, f"no ground-truth facts for {row['data_source']} problem {row['problem_id']}: "
-                                       "the scripted teacher writes CoT for synthetic rows only")
+            return TeacherOutput(
+                None,
+                f"no ground-truth facts for {row['data_source']} problem {row['problem_id']}: "
+                "the scripted teacher writes CoT for synthetic rows only",
+            )
         family = _family(row["data_source"])
         if family not in OBSERVATIONS:
             return TeacherOutput(None, f"the scripted teacher has no wording for family {family!r}")
@@ -183,10 +224,14 @@ class ScriptedTeacher:
         think = " ".join(steps)
         completion = f"<think>{think}</think>\n<answer>{answer}</answer>"
         if spoil == "malformed_tags":
-            completion = pick([f"<think>{think}\n<answer>{answer}</answer>",  # think never closed
-                               f"{think}\n<answer>{answer}</answer>",  # no think block
-                               f"<think>{think}</think>\n<answer>{answer}</answer>\n<answer>{answer}</answer>",  # two answers
-                               f"<answer>{answer}</answer>\n<think>{think}</think>"])  # wrong order
+            completion = pick(
+                [
+                    f"<think>{think}\n<answer>{answer}</answer>",  # think never closed
+                    f"{think}\n<answer>{answer}</answer>",  # no think block
+                    f"<think>{think}</think>\n<answer>{answer}</answer>\n<answer>{answer}</answer>",  # two answers
+                    f"<answer>{answer}</answer>\n<think>{think}</think>",
+                ]
+            )  # wrong order
         elif spoil == "truncated":
             completion = completion[: max(12, int(len(completion) * rng.uniform(0.3, 0.8)))]
         return TeacherOutput(completion, meta={"spoil": spoil})

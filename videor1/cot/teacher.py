@@ -49,15 +49,30 @@ def engine_dead(err: BaseException) -> bool:
 class ModelTeacher:
     """A VLM (transformers in process, or vLLM) writing a completion per row from the shared prompt."""
 
-    def __init__(self, backend: GenerationBackend, processor, *, sampling: SamplingConfig, rules: MediaRules,
-                 max_prompt_tokens: int, model_signature: dict, backend_name: str, media_workers: int = 2):
+    def __init__(
+        self,
+        backend: GenerationBackend,
+        processor,
+        *,
+        sampling: SamplingConfig,
+        rules: MediaRules,
+        max_prompt_tokens: int,
+        model_signature: dict,
+        backend_name: str,
+        media_workers: int = 2,
+    ):
         self.backend, self.processor, self.sampling, self.rules = backend, processor, sampling, rules
         self.max_prompt_tokens = max_prompt_tokens
         self.signature, self.backend_name, self.media_workers = model_signature, backend_name, media_workers
 
     def config(self) -> dict:
-        return {"teacher": self.backend_name, "model": self.signature, "sampling": asdict(self.sampling),
-                "rules": asdict(self.rules), "max_prompt_tokens": self.max_prompt_tokens}
+        return {
+            "teacher": self.backend_name,
+            "model": self.signature,
+            "sampling": asdict(self.sampling),
+            "rules": asdict(self.rules),
+            "max_prompt_tokens": self.max_prompt_tokens,
+        }
 
     def _prepare(self, row: dict) -> tuple[GenerationRequest | None, str | None]:
         try:
@@ -80,10 +95,14 @@ class ModelTeacher:
             # isolate the row that breaks the batch instead of losing the batch
             outputs = [out for r in requests for out in self._generate([r])]
             if all(o.retry for o in outputs):  # not one row: the teacher itself is broken, not the rows
-                raise TeacherDied(f"the teacher failed on every row of a batch of {len(requests)}; first: {outputs[0].error}")
+                raise TeacherDied(
+                    f"the teacher failed on every row of a batch of {len(requests)}; first: {outputs[0].error}"
+                ) from err
             return outputs
-        return [TeacherOutput(c[0].text, meta={"completion_tokens": len(c[0].token_ids), "finished": c[0].finished})
-                for c in results]
+        return [
+            TeacherOutput(c[0].text, meta={"completion_tokens": len(c[0].token_ids), "finished": c[0].finished})
+            for c in results
+        ]
 
     def complete(self, rows: Sequence[dict]) -> list[TeacherOutput]:
         with ThreadPoolExecutor(max(1, self.media_workers)) as pool:

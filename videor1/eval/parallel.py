@@ -150,7 +150,7 @@ class EvalJob:
     def batch(self, unit: Unit) -> list[dict]:
         """``batches(rows, batch_size)[unit.index]``."""
         start = unit.index * self.batch_size
-        return list(self.rows[unit.bench][start:start + self.batch_size])
+        return list(self.rows[unit.bench][start : start + self.batch_size])
 
 
 def plan_units(job: EvalJob, done: dict[tuple[str, int], dict]) -> list[Unit]:
@@ -199,9 +199,16 @@ class PoolResult:
     seconds: float
 
 
-def run_pool(job: EvalJob, units: Sequence[Unit], nproc: int, *, devices: Sequence[str] | None = None,
-             on_done: Callable[[Unit, int], None] | None = None, on_start: Callable[[list], None] | None = None,
-             together: bool = False) -> PoolResult:
+def run_pool(
+    job: EvalJob,
+    units: Sequence[Unit],
+    nproc: int,
+    *,
+    devices: Sequence[str] | None = None,
+    on_done: Callable[[Unit, int], None] | None = None,
+    on_start: Callable[[list], None] | None = None,
+    together: bool = False,
+) -> PoolResult:
     """Run ``units`` on ``nproc`` worker processes (fewer when there are fewer units). ``devices``: each worker's
     ``CUDA_VISIBLE_DEVICES`` (None: leave it). A worker that dies (kill -9, an exception, out of memory) loses the
     batches it held; the others go on with the rest, and the failure is returned, not raised: the caller merges
@@ -224,8 +231,12 @@ def run_pool(job: EvalJob, units: Sequence[Unit], nproc: int, *, devices: Sequen
             saved = {key: os.environ.get(key) for key in env}
             os.environ.update(env)  # spawn hands the child this environment: set before CUDA can start in it
             try:
-                proc = ctx.Process(target=_worker, args=(job, f"{tag}-w{k}", theirs, os.getpid()),
-                                   name=f"eval-worker-{k}", daemon=False)
+                proc = ctx.Process(
+                    target=_worker,
+                    args=(job, f"{tag}-w{k}", theirs, os.getpid()),
+                    name=f"eval-worker-{k}",
+                    daemon=False,
+                )
                 proc.start()
             finally:
                 for key, value in saved.items():

@@ -39,31 +39,58 @@ class EvalProtocol:
         return self.name + "".join(f", {k}={v}" for k, v in self.overrides)
 
     def rules(self, frames: int) -> MediaRules:
-        return MediaRules(fps=self.fps, min_frames=self.min_frames, max_frames=frames,
-                          video_min_pixels=self.video_min_pixels, video_max_pixels=self.video_max_pixels,
-                          image_min_pixels=self.image_min_pixels, image_max_pixels=self.image_max_pixels,
-                          video_pixel_rule=self.video_pixel_rule, frame_index_rule=self.frame_index_rule)
+        return MediaRules(
+            fps=self.fps,
+            min_frames=self.min_frames,
+            max_frames=frames,
+            video_min_pixels=self.video_min_pixels,
+            video_max_pixels=self.video_max_pixels,
+            image_min_pixels=self.image_min_pixels,
+            image_max_pixels=self.image_max_pixels,
+            video_pixel_rule=self.video_pixel_rule,
+            frame_index_rule=self.frame_index_rule,
+        )
 
     def sampling(self, seed: int = 0) -> SamplingConfig:
-        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=seed)
+        return SamplingConfig(
+            temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=seed
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "overrides": dict(self.overrides), "label": self.label}
 
 
 REFERENCE = EvalProtocol(
-    name="reference", wording="eval_script", temperature=0.1, top_p=0.001, max_new_tokens=1024, mra="float32",
-    video_pixel_rule="qwen_vl_utils", frame_index_rule="float32",
-    video_min_pixels=128 * 28 * 28, video_max_pixels=128 * 28 * 28,  # VIDEO_MIN/MAX_PIXELS; cap 105,369 in effect
-    image_min_pixels=4 * 28 * 28, image_max_pixels=256 * 28 * 28,  # fetch_image's MIN/MAX_PIXELS
+    name="reference",
+    wording="eval_script",
+    temperature=0.1,
+    top_p=0.001,
+    max_new_tokens=1024,
+    mra="float32",
+    video_pixel_rule="qwen_vl_utils",
+    frame_index_rule="float32",
+    video_min_pixels=128 * 28 * 28,
+    video_max_pixels=128 * 28 * 28,  # VIDEO_MIN/MAX_PIXELS; cap 105,369 in effect
+    image_min_pixels=4 * 28 * 28,
+    image_max_pixels=256 * 28 * 28,  # fetch_image's MIN/MAX_PIXELS
 )
 PROTOCOLS = {
     "reference": REFERENCE,
     "paper": replace(REFERENCE, name="paper", temperature=0.01),  # the paper's stated decoding (its section 4)
     "spec": EvalProtocol(
-        name="spec", wording="training", temperature=0.01, top_p=0.001, max_new_tokens=1024, mra="exact",
-        video_pixel_rule="bounds", frame_index_rule="exact", video_min_pixels=128 * 28 * 28,
-        video_max_pixels=256 * 28 * 28, image_min_pixels=4 * 28 * 28, image_max_pixels=401_408),
+        name="spec",
+        wording="training",
+        temperature=0.01,
+        top_p=0.001,
+        max_new_tokens=1024,
+        mra="exact",
+        video_pixel_rule="bounds",
+        frame_index_rule="exact",
+        video_min_pixels=128 * 28 * 28,
+        video_max_pixels=256 * 28 * 28,
+        image_min_pixels=4 * 28 * 28,
+        image_max_pixels=401_408,
+    ),
 }
 KNOBS = tuple(f.name for f in fields(EvalProtocol) if f.name not in ("name", "overrides"))
 

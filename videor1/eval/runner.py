@@ -33,14 +33,16 @@ class EvalRun:
 
 def run_fingerprint(run: EvalRun, rows: Sequence[dict], model: dict, backend: str) -> str:
     """Identifies everything that decides an output, so resumed rows are reused only when it matches."""
-    return fingerprint({
-        "model": model,
-        "backend": backend,
-        "sampling": asdict(run.sampling),
-        "rules": asdict(run.rules),
-        "prompt": [TEMPLATES[run.wording], TYPE_SUFFIX],
-        "rows": list(rows),
-    })
+    return fingerprint(
+        {
+            "model": model,
+            "backend": backend,
+            "sampling": asdict(run.sampling),
+            "rules": asdict(run.rules),
+            "prompt": [TEMPLATES[run.wording], TYPE_SUFFIX],
+            "rows": list(rows),
+        }
+    )
 
 
 def _check_ids(rows: Sequence[dict]) -> None:
@@ -48,8 +50,10 @@ def _check_ids(rows: Sequence[dict]) -> None:
     for i, row in enumerate(rows):
         pid = row.get("problem_id")
         if pid is None or pid in seen:
-            raise ValueError(f"row {i}: problem_id {pid!r} is {'missing' if pid is None else 'repeated'}; "
-                             "every row needs a unique problem_id to be resumable")
+            raise ValueError(
+                f"row {i}: problem_id {pid!r} is {'missing' if pid is None else 'repeated'}; "
+                "every row needs a unique problem_id to be resumable"
+            )
         seen.add(pid)
 
 
@@ -74,19 +78,27 @@ def batches(rows: Sequence[dict], batch_size: int) -> list[list[dict]]:
     """The rows cut into batches of ``batch_size``, in row order. Fixed by the rows alone, never by which rows are
     done: a row is always generated beside the same rows (left padding and batched kernels change the arithmetic,
     so its output may depend on them), whichever process or resumed run generates it."""
-    return [list(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
+    return [list(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
 
 
-def generate_batch(batch: Sequence[dict], loaded: Sequence[tuple[Medium | None, str | None]], backend: GenerationBackend,
-                   run: EvalRun) -> list[dict]:
+def generate_batch(
+    batch: Sequence[dict], loaded: Sequence[tuple[Medium | None, str | None]], backend: GenerationBackend, run: EvalRun
+) -> list[dict]:
     """One record per row of ``batch`` (``loaded``: each row's medium or error), in batch order: the rows that can
     be generated go to the backend in one call, in batch order."""
     limit = backend.prompt_limit(run.sampling)
-    loaded = [(medium, err or too_long(backend.processor, [user_message(row, run.wording)], medium, limit))
-              for row, (medium, err) in zip(batch, loaded)]  # an over-long prompt: the row's error, not a crash
+    loaded = [
+        (medium, err or too_long(backend.processor, [user_message(row, run.wording)], medium, limit))
+        for row, (medium, err) in zip(batch, loaded)
+    ]  # an over-long prompt: the row's error, not a crash
     ok = [(row, medium) for row, (medium, err) in zip(batch, loaded) if err is None]
-    outputs = backend.generate([GenerationRequest([user_message(row, run.wording)], medium) for row, medium in ok],
-                               run.sampling) if ok else []
+    outputs = (
+        backend.generate(
+            [GenerationRequest([user_message(row, run.wording)], medium) for row, medium in ok], run.sampling
+        )
+        if ok
+        else []
+    )
     generated = {row["problem_id"]: (medium, comps[0]) for (row, medium), comps in zip(ok, outputs)}
     records = []
     for row, (medium, err) in zip(batch, loaded):
@@ -94,17 +106,26 @@ def generate_batch(batch: Sequence[dict], loaded: Sequence[tuple[Medium | None, 
             records.append({**row, "output": None, "error": err})
             continue
         medium, completion = generated[row["problem_id"]]
-        records.append({**row, "output": completion.text, "completion_tokens": len(completion.token_ids),
-                        "finished": completion.finished, "num_frames": medium.num_frames})
+        records.append(
+            {
+                **row,
+                "output": completion.text,
+                "completion_tokens": len(completion.token_ids),
+                "finished": completion.finished,
+                "num_frames": medium.num_frames,
+            }
+        )
     return records
 
 
-def run_batches(jobs: Iterable[tuple[Hashable, EvalRun, Sequence[dict]]], backend: GenerationBackend, *,
-                media_workers: int = 2) -> Iterator[tuple[Hashable, list[dict]]]:
+def run_batches(
+    jobs: Iterable[tuple[Hashable, EvalRun, Sequence[dict]]], backend: GenerationBackend, *, media_workers: int = 2
+) -> Iterator[tuple[Hashable, list[dict]]]:
     """``(key, records)`` for each ``(key, run, batch)`` job, in order, decoding the next job's media while this one
     generates. Jobs are read one ahead: the next is taken before this one's records are handed on."""
     it = iter(jobs)
     with ThreadPoolExecutor(max(1, media_workers)) as pool:
+
         def submit(job) -> list[Future]:
             return [] if job is None else [pool.submit(_load, r, job[1]) for r in job[2]]
 
@@ -141,8 +162,11 @@ def evaluate_rows(
     done = store.load()
     if on_progress and done:
         on_progress(sum(r["problem_id"] in done for r in rows))
-    todo = [(b, run, batch) for b, batch in enumerate(batches(rows, run.batch_size))
-            if any(r["problem_id"] not in done for r in batch)]  # a batch a torn write left partial: whole again
+    todo = [
+        (b, run, batch)
+        for b, batch in enumerate(batches(rows, run.batch_size))
+        if any(r["problem_id"] not in done for r in batch)
+    ]  # a batch a torn write left partial: whole again
     generated = 0
     for _, records in run_batches(todo, backend, media_workers=run.media_workers):
         new = [r for r in records if r["problem_id"] not in done]  # rows already stored are not written twice

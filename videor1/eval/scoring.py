@@ -6,7 +6,6 @@ import math
 from fractions import Fraction
 
 from ..rewards import extract_answer, parse_number, score_answer, solution_answer
-from ..rewards.answer import unscorable
 
 # θ ∈ {0.50, 0.55, …, 0.95}, exact: 1 − 0.95 in floating point is 0.05000000000000004,
 # which would count a 5.0 % error as inside the strictest threshold.
@@ -68,7 +67,10 @@ def score_prediction(output: str, solution: str, problem_type: str, *, mra: str 
     by its training rule (spec section 6)."""
     answer = output_answer(output)
     if problem_type == "regression":
-        pred, target = parse_number(answer), parse_number(solution_answer(solution) if isinstance(solution, str) else "")
+        pred, target = (
+            parse_number(answer),
+            parse_number(solution_answer(solution) if isinstance(solution, str) else ""),
+        )
         if pred is None or target is None:
             return 0.0
         return MRA_RULES[mra](pred, target)

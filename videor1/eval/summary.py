@@ -18,7 +18,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
-from .scoring import score_prediction, unscorable
+from ..rewards.answer import unscorable
+from .scoring import score_prediction
 
 
 def benchmark_key(name: str) -> str:

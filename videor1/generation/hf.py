@@ -58,8 +58,11 @@ class TransformersBackend:
         self.tokenizer = processor.tokenizer
         self.end_ids = end_token_ids(model, self.tokenizer)
         self.suppress_ids = vision_token_ids(self.tokenizer)
-        self.clean_config = GenerationConfig(eos_token_id=self.end_ids, pad_token_id=self.tokenizer.pad_token_id,
-                                             bos_token_id=model.generation_config.bos_token_id)
+        self.clean_config = GenerationConfig(
+            eos_token_id=self.end_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=model.generation_config.bos_token_id,
+        )
 
     @property
     def device(self) -> torch.device:
@@ -86,12 +89,16 @@ class TransformersBackend:
         return self.model.config.text_config.max_position_embeddings - sampling.max_new_tokens
 
     @torch.inference_mode()
-    def _generate_batch(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, seed: int) -> list[list[Completion]]:
+    def _generate_batch(
+        self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, seed: int
+    ) -> list[list[Completion]]:
         texts = [chat_text(self.processor, r.messages, add_generation_prompt=True) for r in requests]
         inputs = processor_inputs(self.processor, texts, [r.medium for r in requests]).to(self.device)
         do_sample = sampling.temperature > 0
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
-                only_our_decoding(self.model, self.clean_config):
+        with (
+            torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []),
+            only_our_decoding(self.model, self.clean_config),
+        ):
             torch.manual_seed(seed)
             out = self.model.generate(
                 **inputs,
@@ -104,7 +111,7 @@ class TransformersBackend:
                 num_return_sequences=sampling.n,
                 suppress_tokens=self.suppress_ids,
             )
-        new = out[:, inputs["input_ids"].shape[1]:].tolist()
+        new = out[:, inputs["input_ids"].shape[1] :].tolist()
         ends = set(self.end_ids)
         completions = []
         for ids in new:
@@ -112,7 +119,7 @@ class TransformersBackend:
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             completions.append(Completion(text=text, token_ids=ids, finished=finished))
         n = sampling.n
-        return [completions[i * n:(i + 1) * n] for i in range(len(requests))]
+        return [completions[i * n : (i + 1) * n] for i in range(len(requests))]
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[list[Completion]]:
         limit = self.prompt_limit(sampling)
@@ -121,6 +128,6 @@ class TransformersBackend:
                 raise PromptTooLong(f"{reason}: check lengths with generation.too_long before generating")
         results = []
         for start in range(0, len(requests), self.batch_size):
-            batch = requests[start:start + self.batch_size]
+            batch = requests[start : start + self.batch_size]
             results += self._generate_batch(batch, sampling, seed=sampling.seed + start)
         return results

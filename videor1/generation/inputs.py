@@ -19,7 +19,11 @@ from ..media import Medium
 
 # What the processor must not redo: our readers already sampled and resized (spec section 5).
 IMAGE_KWARGS = {"do_resize": False}
-VIDEO_KWARGS = {"do_sample_frames": False, "do_resize": False, "cap_pixels_per_frame": True}  # the cap is moot unresized
+VIDEO_KWARGS = {
+    "do_sample_frames": False,
+    "do_resize": False,
+    "cap_pixels_per_frame": True,
+}  # the cap is moot unresized
 
 
 def chat_text(processor, messages: list[dict], *, add_generation_prompt: bool) -> str:
@@ -33,7 +37,9 @@ def video_metadata(medium: Medium) -> dict:
     return {"total_num_frames": n, "fps": fps, "frames_indices": list(range(n)), "duration": n / fps}
 
 
-def processor_inputs(processor, texts: Sequence[str], media: Sequence[Medium | None], *, padding_side: str = "left") -> BatchFeature:
+def processor_inputs(
+    processor, texts: Sequence[str], media: Sequence[Medium | None], *, padding_side: str = "left"
+) -> BatchFeature:
     """Tokenize ``texts`` (chat-templated) with their media; media[i] belongs to texts[i] (or None for text only)."""
     images = [m.image for m in media if m is not None and m.data_type == "image"]
     videos = [m for m in media if m is not None and m.data_type == "video"]
@@ -43,7 +49,10 @@ def processor_inputs(processor, texts: Sequence[str], media: Sequence[Medium | N
         kwargs["images_kwargs"] = dict(IMAGE_KWARGS)
     if videos:
         kwargs["videos"] = [m.video.frames for m in videos]
-        kwargs["videos_kwargs"] = {"video_metadata": [VideoMetadata(**video_metadata(m)) for m in videos], **VIDEO_KWARGS}
+        kwargs["videos_kwargs"] = {
+            "video_metadata": [VideoMetadata(**video_metadata(m)) for m in videos],
+            **VIDEO_KWARGS,
+        }
     return processor(text=list(texts), padding=True, padding_side=padding_side, return_tensors="pt", **kwargs)
 
 

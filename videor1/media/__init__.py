@@ -3,8 +3,8 @@
 from .cache import FrameCache
 from .errors import MediaError
 from .image import ImageInfo, probe_image, read_image
-from .rules import MediaRules, Medium, load_medium
 from .resize import resize_frames, resize_image
+from .rules import MediaRules, Medium, load_medium
 from .sampling import frame_indices, frame_indices_float32, qwen_vl_utils_max_pixels, smart_nframes, smart_resize
 from .video import SampledVideo, VideoInfo, decode_all_frames, probe_video, read_frames, read_video
 

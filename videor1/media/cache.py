@@ -30,8 +30,15 @@ from .resize import resize_frames
 from .rules import MediaRules
 from .video import SampledVideo, VideoInfo, probe_video, read_frames, sampling_plan
 
-FRAME_RULES = ("fps", "min_frames", "max_frames", "video_min_pixels", "video_max_pixels", "video_pixel_rule",
-               "frame_index_rule")
+FRAME_RULES = (
+    "fps",
+    "min_frames",
+    "max_frames",
+    "video_min_pixels",
+    "video_max_pixels",
+    "video_pixel_rule",
+    "frame_index_rule",
+)
 FORMAT = 1  # bump when the entry layout changes
 STALE_TMP_S = 3600
 
@@ -45,8 +52,13 @@ class FrameCache:
     def entry_path(self, path: str | Path, rules: MediaRules) -> Path:
         path = Path(path).resolve()
         st = os.stat(path)
-        key = {"format": FORMAT, "file": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-               "rules": {name: getattr(rules, name) for name in FRAME_RULES}}
+        key = {
+            "format": FORMAT,
+            "file": str(path),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "rules": {name: getattr(rules, name) for name in FRAME_RULES},
+        }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
         return self.root / f"{digest}.npz"
 
@@ -58,7 +70,13 @@ class FrameCache:
             os.utime(entry)  # recently used: evicted last
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: drop it and read the video again
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            EOFError,
+            zipfile.BadZipFile,
+        ):  # damaged: drop it and read the video again
             entry.unlink(missing_ok=True)
             return None
         return SampledVideo(torch.from_numpy(frames), meta["sample_fps"], meta["indices"], VideoInfo(**meta["info"]))
@@ -91,10 +109,21 @@ class FrameCache:
         missing = [i for i, v in enumerate(videos) if v is None]
         if missing:
             info = probe_video(path)
-            plans = {i: sampling_plan(path, info, fps=r.fps, min_frames=r.min_frames, max_frames=r.max_frames,
-                                      min_pixels=r.video_min_pixels, max_pixels=r.video_max_pixels,
-                                      pixel_rule=r.video_pixel_rule, index_rule=r.frame_index_rule)
-                     for i, r in enumerate(rules_list) if i in missing}
+            plans = {
+                i: sampling_plan(
+                    path,
+                    info,
+                    fps=r.fps,
+                    min_frames=r.min_frames,
+                    max_frames=r.max_frames,
+                    min_pixels=r.video_min_pixels,
+                    max_pixels=r.video_max_pixels,
+                    pixel_rule=r.video_pixel_rule,
+                    index_rule=r.frame_index_rule,
+                )
+                for i, r in enumerate(rules_list)
+                if i in missing
+            }
             union = sorted({k for plan in plans.values() for k in plan.indices})
             decoded = read_frames(path, union, threads=threads)
             row = {k: j for j, k in enumerate(union)}

@@ -50,7 +50,9 @@ def read_image(path: str | Path, *, min_pixels: int, max_pixels: int, factor: in
     path = Path(path)
     image = _load(path)
     try:
-        height, width = smart_resize(image.height, image.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+        height, width = smart_resize(
+            image.height, image.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
+        )
     except ValueError as err:
         raise MediaError(path, str(err)) from err
     return resize_image(image, height, width)

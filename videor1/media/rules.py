@@ -54,10 +54,20 @@ def load_medium(path: str | Path, data_type: str, rules: MediaRules, *, threads:
     if data_type == "video" and cache is not None:
         return Medium("video", video=cache.load(path, rules, threads=threads))
     if data_type == "video":
-        video = read_video(path, fps=rules.fps, min_frames=rules.min_frames, max_frames=rules.max_frames,
-                           min_pixels=rules.video_min_pixels, max_pixels=rules.video_max_pixels, threads=threads,
-                           pixel_rule=rules.video_pixel_rule, index_rule=rules.frame_index_rule)
+        video = read_video(
+            path,
+            fps=rules.fps,
+            min_frames=rules.min_frames,
+            max_frames=rules.max_frames,
+            min_pixels=rules.video_min_pixels,
+            max_pixels=rules.video_max_pixels,
+            threads=threads,
+            pixel_rule=rules.video_pixel_rule,
+            index_rule=rules.frame_index_rule,
+        )
         return Medium("video", video=video)
     if data_type == "image":
-        return Medium("image", image=read_image(path, min_pixels=rules.image_min_pixels, max_pixels=rules.image_max_pixels))
+        return Medium(
+            "image", image=read_image(path, min_pixels=rules.image_min_pixels, max_pixels=rules.image_max_pixels)
+        )
     raise ValueError(f"unknown data_type {data_type!r} (expected 'video' or 'image')")

@@ -87,7 +87,9 @@ def frame_indices_float32(total_frames: int, nframes: int) -> list[int]:
 VIDEO_TOTAL_PIXELS = int(128000 * 28 * 28 * 0.9)  # qwen-vl-utils' default token budget of one video, in pixels
 
 
-def qwen_vl_utils_max_pixels(min_pixels: int, max_pixels: int, nframes: int, total_pixels: int = VIDEO_TOTAL_PIXELS) -> int:
+def qwen_vl_utils_max_pixels(
+    min_pixels: int, max_pixels: int, nframes: int, total_pixels: int = VIDEO_TOTAL_PIXELS
+) -> int:
     """The per-frame pixel cap qwen-vl-utils' ``fetch_video`` really applies:
     ``max(min(max_pixels, total_pixels / nframes * 2), int(1.05 * min_pixels))``. With min = max = 128·28·28
     (the public eval script) a frame may hold up to 105,369 pixels, not 100,352."""

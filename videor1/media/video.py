@@ -237,8 +237,18 @@ def read_video(
     """Sample, decode and resize a video exactly as spec section 5 (qwen-vl-utils) prescribes."""
     path = Path(path)
     info = probe_video(path)
-    plan = sampling_plan(path, info, fps=fps, min_frames=min_frames, max_frames=max_frames, min_pixels=min_pixels,
-                         max_pixels=max_pixels, factor=factor, pixel_rule=pixel_rule, index_rule=index_rule)
+    plan = sampling_plan(
+        path,
+        info,
+        fps=fps,
+        min_frames=min_frames,
+        max_frames=max_frames,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        factor=factor,
+        pixel_rule=pixel_rule,
+        index_rule=index_rule,
+    )
     frames = resize_frames(read_frames(path, plan.indices, threads=threads), plan.height, plan.width)
     return SampledVideo(frames, plan.sample_fps, plan.indices, info)
 
@@ -253,13 +263,26 @@ class SamplingPlan:
     sample_fps: float
 
 
-def sampling_plan(path: Path, info: VideoInfo, *, fps: float, min_frames: int, max_frames: int, min_pixels: int,
-                  max_pixels: int, factor: int = 28, pixel_rule: str = "bounds", index_rule: str = "exact") -> SamplingPlan:
+def sampling_plan(
+    path: Path,
+    info: VideoInfo,
+    *,
+    fps: float,
+    min_frames: int,
+    max_frames: int,
+    min_pixels: int,
+    max_pixels: int,
+    factor: int = 28,
+    pixel_rule: str = "bounds",
+    index_rule: str = "exact",
+) -> SamplingPlan:
     try:
         n = smart_nframes(info.total_frames, info.fps, fps=fps, min_frames=min_frames, max_frames=max_frames)
         if pixel_rule == "qwen_vl_utils":
             max_pixels = qwen_vl_utils_max_pixels(min_pixels, max_pixels, n)
-        height, width = smart_resize(info.height, info.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+        height, width = smart_resize(
+            info.height, info.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
+        )
     except ValueError as err:
         raise MediaError(path, str(err)) from err
     indices = (frame_indices_float32 if index_rule == "float32" else frame_indices)(info.total_frames, n)

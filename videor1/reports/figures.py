@@ -24,20 +24,28 @@ def smooth(values: list[float | None], window: int) -> list[float | None]:
     """Trailing moving average over the known values (curves of a few dozen noisy RL steps need it)."""
     out = []
     for i in range(len(values)):
-        part = [v for v in values[max(0, i - window + 1):i + 1] if v is not None]
+        part = [v for v in values[max(0, i - window + 1) : i + 1] if v is not None]
         out.append(sum(part) / len(part) if part else None)
     return out
 
 
-def plot_curves(rows: list[dict], x: str, ys: Sequence[str], target: str | Path, *, title: str, smooth_window: int = 1) -> Path:
+def plot_curves(
+    rows: list[dict], x: str, ys: Sequence[str], target: str | Path, *, title: str, smooth_window: int = 1
+) -> Path:
     """One PNG with a line per column in ``ys`` (raw, faint; smoothed, solid when smooth_window > 1)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     xs = [r[x] for r in rows]
     for y in ys:
         values = [r.get(y) for r in rows]
         if smooth_window > 1:
-            line, = ax.plot(xs, values, alpha=0.25, linewidth=1)
-            ax.plot(xs, smooth(values, smooth_window), color=line.get_color(), linewidth=2, label=f"{y} (mean of {smooth_window})")
+            (line,) = ax.plot(xs, values, alpha=0.25, linewidth=1)
+            ax.plot(
+                xs,
+                smooth(values, smooth_window),
+                color=line.get_color(),
+                linewidth=2,
+                label=f"{y} (mean of {smooth_window})",
+            )
         else:
             ax.plot(xs, values, linewidth=2, label=y)
     ax.set_xlabel(x)

@@ -37,8 +37,10 @@ class Run:
         return entry.get("score")
 
     def seconds(self) -> float:
-        rl = sum((r.get("time_rollout_s") or 0) + (r.get("time_scoring_s") or 0) + (r.get("time_update_s") or 0)
-                 for r in self.curve)
+        rl = sum(
+            (r.get("time_rollout_s") or 0) + (r.get("time_scoring_s") or 0) + (r.get("time_update_s") or 0)
+            for r in self.curve
+        )
         return rl + float(self.eval.get("seconds") or 0)
 
 
@@ -47,8 +49,9 @@ def load_run(root: Path, name: str, spec: Mapping) -> Run:
 
     method = name.rsplit("-", 1)[0]
     rl = json.loads((root / "rl.json").read_text()) if (root / "rl.json").is_file() else {}
-    return Run(name, method, int(spec["seed"]), read_curve(root / "rl.csv"),
-               json.loads((root / "eval.json").read_text()), rl)
+    return Run(
+        name, method, int(spec["seed"]), read_curve(root / "rl.csv"), json.loads((root / "eval.json").read_text()), rl
+    )
 
 
 def window_means(values: Sequence[float | None], share: float = 0.2) -> tuple[float, float]:
@@ -59,9 +62,13 @@ def window_means(values: Sequence[float | None], share: float = 0.2) -> tuple[fl
 
 
 def spread(values: Sequence[float], digits: int = 2) -> dict:
-    return {"mean": round(statistics.fmean(values), digits),
-            "sd": round(statistics.stdev(values), digits) if len(values) > 1 else None,
-            "min": round(min(values), digits), "max": round(max(values), digits), "n": len(values)}
+    return {
+        "mean": round(statistics.fmean(values), digits),
+        "sd": round(statistics.stdev(values), digits) if len(values) > 1 else None,
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "n": len(values),
+    }
 
 
 def verdict(per_run: Sequence[float], *, positive_is_good: bool = True) -> str:
@@ -96,8 +103,13 @@ def length_dip(curve: Sequence[dict], window: int) -> dict:
     half = known[: max(1, len(known) // 2)]
     low = min(half)
     low_step = int(curve[lengths.index(low)]["step"])
-    return {"start": round(start, 1), "min": round(low, 1), "min_step": low_step, "end": round(end, 1),
-            "dip_and_rise": low <= 0.95 * start and end >= 1.05 * low}
+    return {
+        "start": round(start, 1),
+        "min": round(low, 1),
+        "min_step": low_step,
+        "end": round(end, 1),
+        "dip_and_rise": low <= 0.95 * start and end >= 1.05 * low,
+    }
 
 
 def length_shape(runs: Sequence[Run], window: int) -> dict:
@@ -112,13 +124,22 @@ def paired(runs: Sequence[Run], benchmark: str, frames: int, method: str = "tgrp
     """``method`` minus ``baseline`` on one eval set, per seed (pairs share the SFT model, steps and data order)."""
     by = {(r.method, r.seed): r for r in runs}
     seeds = sorted({r.seed for r in runs if (method, r.seed) in by and (baseline, r.seed) in by})
-    per = {s: {method: by[method, s].score(benchmark, frames), baseline: by[baseline, s].score(benchmark, frames)}
-           for s in seeds}
+    per = {
+        s: {method: by[method, s].score(benchmark, frames), baseline: by[baseline, s].score(benchmark, frames)}
+        for s in seeds
+    }
     for v in per.values():
         v["difference"] = round(v[method] - v[baseline], 2)
     diffs = [v["difference"] for v in per.values()]
-    return {"benchmark": benchmark, "frames": frames, "method": method, "baseline": baseline, "per_seed": per,
-            "difference": spread(diffs), "verdict": verdict(diffs)}
+    return {
+        "benchmark": benchmark,
+        "frames": frames,
+        "method": method,
+        "baseline": baseline,
+        "per_seed": per,
+        "difference": spread(diffs),
+        "verdict": verdict(diffs),
+    }
 
 
 def frames_gain(runs: Sequence[Run], benchmark: str, few: int, many: int) -> dict:
@@ -137,8 +158,10 @@ def family_scores(results: Path) -> dict[str, float | None]:
     from ..eval.summary import summarize
 
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    return {task.split("/")[-1]: None if v is None else round(100 * v, 1)
-            for task, v in summarize(results.stem, rows, task_averaged=True).tasks.items()}
+    return {
+        task.split("/")[-1]: None if v is None else round(100 * v, 1)
+        for task, v in summarize(results.stem, rows, task_averaged=True).tasks.items()
+    }
 
 
 def answer_concentration(results: Path) -> dict[str, dict]:
@@ -171,20 +194,33 @@ def bonus_diagnostics(runs: Sequence[Run]) -> dict:
         mine = [r for r in runs if r.method == method]
         rows = [row for r in mine for row in r.curve]
 
-        def mean(key: str):
+        def mean(key: str, rows=rows):
             known = [row[key] for row in rows if row.get(key) is not None]
             return round(statistics.fmean(known), 3) if known else None
 
-        out[method] = {"bonus_rate": mean("temporal_fired"), "accuracy": mean("accuracy"),
-                       "shuffled_accuracy": mean("shuffled_accuracy"), "kl": mean("kl"), "runs": len(mine)}
+        out[method] = {
+            "bonus_rate": mean("temporal_fired"),
+            "accuracy": mean("accuracy"),
+            "shuffled_accuracy": mean("shuffled_accuracy"),
+            "kl": mean("kl"),
+            "runs": len(mine),
+        }
     return out
 
 
 # ----- figures ----------------------------------------------------------------------------------------
 
 
-def plot_overlay(runs: Sequence[Run], column: str, target: Path, *, title: str, ylabel: str, window: int,
-                 methods: Sequence[str] = ("tgrpo", "grpo")) -> Path:
+def plot_overlay(
+    runs: Sequence[Run],
+    column: str,
+    target: Path,
+    *,
+    title: str,
+    ylabel: str,
+    window: int,
+    methods: Sequence[str] = ("tgrpo", "grpo"),
+) -> Path:
     """One line per run (thin, smoothed over ``window`` steps), the mean over seeds per method in bold."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
     for method in methods:
@@ -199,24 +235,40 @@ def plot_overlay(runs: Sequence[Run], column: str, target: Path, *, title: str, 
             ax.plot(xs, ys, color=color, alpha=0.35, linewidth=1)
             series.append((xs, ys))
         n = min(len(s[0]) for s in series)
-        mean = [statistics.fmean(v for v in (s[1][i] for s in series) if v is not None)
-                if any(s[1][i] is not None for s in series) else None for i in range(n)]
-        ax.plot(series[0][0][:n], mean, color=color, linewidth=2.5,
-                label=f"{METHOD_LABELS.get(method, method)}: mean of {len(mine)} seeds")
+        mean = [
+            statistics.fmean(v for v in (s[1][i] for s in series) if v is not None)
+            if any(s[1][i] is not None for s in series)
+            else None
+            for i in range(n)
+        ]
+        ax.plot(
+            series[0][0][:n],
+            mean,
+            color=color,
+            linewidth=2.5,
+            label=f"{METHOD_LABELS.get(method, method)}: mean of {len(mine)} seeds",
+        )
     ax.set_xlabel("RL step")
     ax.set_ylabel(f"{ylabel} (mean of {window} steps)")
     return save_figure(fig, ax, target, title=title, legend_size=8)
 
 
-def plot_paired(rows: Sequence[tuple[str, float, float]], target: Path, *, title: str, ylabel: str,
-                labels: tuple[str, str]) -> Path:
+def plot_paired(
+    rows: Sequence[tuple[str, float, float]], target: Path, *, title: str, ylabel: str, labels: tuple[str, str]
+) -> Path:
     """One pair of dots per row (a seed, or a run), joined by a line: left ``labels[0]``, right ``labels[1]``."""
     fig, ax = plt.subplots(figsize=(5.2, 3.8), dpi=100)
     for name, left, right in rows:
         ax.plot([0, 1], [left, right], marker="o", linewidth=1.5, label=name)
     lefts, rights = [r[1] for r in rows], [r[2] for r in rows]
-    ax.plot([0, 1], [statistics.fmean(lefts), statistics.fmean(rights)], color="black", linewidth=3, marker="s",
-            label="mean")
+    ax.plot(
+        [0, 1],
+        [statistics.fmean(lefts), statistics.fmean(rights)],
+        color="black",
+        linewidth=3,
+        marker="s",
+        label="mean",
+    )
     ax.set_xticks([0, 1], labels)
     ax.set_xlim(-0.3, 1.3)
     ax.set_ylabel(ylabel)

@@ -35,17 +35,21 @@ def completion_batch(completions: Sequence[Sequence[int]], pad_id: int, device) 
     ids = torch.full((len(completions), length), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros((len(completions), length), dtype=torch.long, device=device)
     for i, c in enumerate(completions):
-        ids[i, :len(c)] = torch.tensor(c, dtype=torch.long, device=device)
-        mask[i, :len(c)] = 1
+        ids[i, : len(c)] = torch.tensor(c, dtype=torch.long, device=device)
+        mask[i, : len(c)] = 1
     return ids, mask
 
 
 def prompt_positions(model, prompt: BatchFeature) -> torch.Tensor:
     """M-RoPE position ids (3 × 1 × prompt length) of one prompt, from its own grids and ``second_per_grid_ts``."""
     positions, _ = model.model.get_rope_index(
-        prompt["input_ids"], mm_token_type_ids=prompt["mm_token_type_ids"], image_grid_thw=prompt.get("image_grid_thw"),
-        video_grid_thw=prompt.get("video_grid_thw"), second_per_grid_ts=prompt.get("second_per_grid_ts"),
-        attention_mask=prompt["attention_mask"])
+        prompt["input_ids"],
+        mm_token_type_ids=prompt["mm_token_type_ids"],
+        image_grid_thw=prompt.get("image_grid_thw"),
+        video_grid_thw=prompt.get("video_grid_thw"),
+        second_per_grid_ts=prompt.get("second_per_grid_ts"),
+        attention_mask=prompt["attention_mask"],
+    )
     return positions
 
 
@@ -59,8 +63,9 @@ def _chunk_logprobs(hidden: torch.Tensor, head, ids: torch.Tensor) -> torch.Tens
     return token_logprobs(head(hidden), ids)
 
 
-def chunked_token_logprobs(hidden: torch.Tensor, head, ids: torch.Tensor,
-                           chunk_tokens: int = CHUNK_TOKENS) -> torch.Tensor:
+def chunked_token_logprobs(
+    hidden: torch.Tensor, head, ids: torch.Tensor, chunk_tokens: int = CHUNK_TOKENS
+) -> torch.Tensor:
     """``token_logprobs(head(hidden), ids)`` (hidden: rows × positions × width) computed ``chunk_tokens`` positions
     at a time, each chunk's logits recomputed in the backward instead of kept: the same values and gradients,
     one chunk of logits alive at a time."""
@@ -68,7 +73,7 @@ def chunked_token_logprobs(hidden: torch.Tensor, head, ids: torch.Tensor,
     flat, flat_ids = hidden.reshape(rows * positions, width), ids.reshape(rows * positions)
     pieces = []
     for start in range(0, flat.shape[0], chunk_tokens):
-        part, part_ids = flat[start:start + chunk_tokens], flat_ids[start:start + chunk_tokens]
+        part, part_ids = flat[start : start + chunk_tokens], flat_ids[start : start + chunk_tokens]
         if torch.is_grad_enabled():
             pieces.append(checkpoint(_chunk_logprobs, part, head, part_ids, use_reentrant=False))
         else:
@@ -103,6 +108,7 @@ def vision_once(model, rows: int):
             out = original(pixels, grid_thw[: len(grid_thw) // rows], **kwargs)
             out.pooler_output = tuple(out.pooler_output) * rows
             return out
+
         return features
 
     for name, original in originals.items():
@@ -114,8 +120,14 @@ def vision_once(model, rows: int):
             delattr(inner, name)  # back to the class's methods
 
 
-def separate_logprobs(model, prompt: BatchFeature, ids: torch.Tensor, mask: torch.Tensor,
-                      chunk_tokens: int | None = CHUNK_TOKENS, share_vision: bool = True) -> torch.Tensor:
+def separate_logprobs(
+    model,
+    prompt: BatchFeature,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    chunk_tokens: int | None = CHUNK_TOKENS,
+    share_vision: bool = True,
+) -> torch.Tensor:
     """The same log-probs from G whole sequences (prompt + completion): what gradient checkpointing needs, since it
     runs without a key/value cache. The prompt's vision inputs go in once and the tower runs once for all G.
     ``share_vision=False`` / ``chunk_tokens=None``: the path as it was (the pixels repeated G times, the tower run on
@@ -143,8 +155,9 @@ def separate_logprobs(model, prompt: BatchFeature, ids: torch.Tensor, mask: torc
     return out[:, :-1] if chunk_tokens is not None else token_logprobs(out[:, :-1], ids)
 
 
-def completion_logprobs(model, prompt: BatchFeature, completions: Sequence[Sequence[int]], pad_id: int,
-                        chunk_tokens: int = CHUNK_TOKENS) -> tuple[torch.Tensor, torch.Tensor]:
+def completion_logprobs(
+    model, prompt: BatchFeature, completions: Sequence[Sequence[int]], pad_id: int, chunk_tokens: int = CHUNK_TOKENS
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of every completion token (rows × max completion length) and the completion mask.
 
     ``prompt``: the processor's inputs for ONE prompt (batch of 1, no padding) with its vision tensors.
@@ -168,6 +181,7 @@ def completion_logprobs(model, prompt: BatchFeature, completions: Sequence[Seque
     first = token_logprobs(prefill.logits[:, -1].expand(rows, -1), ids[:, 0])
     targets = torch.cat([ids[:, 1:], ids[:, -1:]], dim=1)  # the last position predicts nothing: dropped below
     with selected_logprobs(model, targets, chunk_tokens):
-        rest = model(input_ids=ids, attention_mask=attention, position_ids=completion_positions,
-                     past_key_values=cache).logits
+        rest = model(
+            input_ids=ids, attention_mask=attention, position_ids=completion_positions, past_key_values=cache
+        ).logits
     return torch.cat([first.unsqueeze(1), rest[:, :-1]], dim=1), mask

@@ -71,8 +71,8 @@ def rollout(
     outputs = backend.generate(requests, replace(sampling, n=1, seed=seed))
     groups, k = [], 0
     for (row, medium), (n_shuffled, perm) in zip(zip(rows, media), layout):
-        ordered = [o[0] for o in outputs[k:k + num_generations]]
-        shuffled = [o[0] for o in outputs[k + num_generations:k + num_generations + n_shuffled]]
+        ordered = [o[0] for o in outputs[k : k + num_generations]]
+        shuffled = [o[0] for o in outputs[k + num_generations : k + num_generations + n_shuffled]]
         k += num_generations + n_shuffled
         groups.append(Group(row, prompt_inputs(processor, row, medium), ordered, shuffled, perm))
     return groups

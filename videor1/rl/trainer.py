@@ -23,16 +23,26 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
-from ..distributed import (World, all_max, all_sum, barrier, check_device, full_tensors, gather_objects, load_sharded,
-                           reshard, save_sharded)
+from ..distributed import (
+    World,
+    all_max,
+    all_sum,
+    barrier,
+    check_device,
+    full_tensors,
+    gather_objects,
+    load_sharded,
+    reshard,
+    save_sharded,
+)
 from ..generation import Completion, SamplingConfig, too_long
 from ..io import write_text
 from ..media import MediaError, MediaRules, load_medium
+from ..prompts import user_message
 from ..rewards import accuracy_rewards, format_rewards
 from .algorithm import group_advantages, policy_loss, shape_rewards
 from .config import RLConfig
 from .policy import completion_logprobs
-from ..prompts import user_message
 from .rollout import Group, distinct_completions, prompt_inputs, rollout
 
 STEP_DIR = "step-{:06d}"
@@ -57,12 +67,30 @@ def group_rewards(groups: Sequence[Group], cfg: RLConfig) -> tuple[list[torch.Te
         fmt = torch.tensor(format_rewards([c.text for c in g.ordered]))
         lengths = torch.tensor([len(c.token_ids) for c in g.ordered])
         shuffled = torch.tensor(accuracy_rewards([c.text for c in g.shuffled], solution, ptype)) if g.shuffled else None
-        total, fired = shape_rewards(acc, fmt, lengths, shuffled, temporal=cfg.temporal, len_control=cfg.len_control,
-                                     alpha=cfg.alpha, mu=cfg.mu, length_bonus=cfg.length_bonus, len_min=cfg.len_min,
-                                     len_max=cfg.len_max)
+        total, fired = shape_rewards(
+            acc,
+            fmt,
+            lengths,
+            shuffled,
+            temporal=cfg.temporal,
+            len_control=cfg.len_control,
+            alpha=cfg.alpha,
+            mu=cfg.mu,
+            length_bonus=cfg.length_bonus,
+            len_min=cfg.len_min,
+            len_max=cfg.len_max,
+        )
         totals.append(total)
-        parts.append({"accuracy": acc, "format": fmt, "lengths": lengths, "shuffled_accuracy": shuffled, "fired": fired,
-                      "video": g.row["data_type"] == "video"})
+        parts.append(
+            {
+                "accuracy": acc,
+                "format": fmt,
+                "lengths": lengths,
+                "shuffled_accuracy": shuffled,
+                "fired": fired,
+                "video": g.row["data_type"] == "video",
+            }
+        )
     return totals, parts
 
 
@@ -79,13 +107,30 @@ def _mean(values) -> float | None:
 
 
 class RLTrainer:
-    def __init__(self, model, ref_model, processor, backend, rows: Sequence[dict], rules: MediaRules, cfg: RLConfig,
-                 checkpoint_dir: str | Path, log: Callable[[str], None] = print, world: World = World()):
+    def __init__(
+        self,
+        model,
+        ref_model,
+        processor,
+        backend,
+        rows: Sequence[dict],
+        rules: MediaRules,
+        cfg: RLConfig,
+        checkpoint_dir: str | Path,
+        log: Callable[[str], None] = print,
+        world: World | None = None,
+    ):
         """``model`` and ``ref_model`` may be FSDP2-sharded over ``world`` (``videor1.distributed.shard_model``);
         then each rank samples and scores its share of a step's prompts, and ``backend`` holds its own full copy of
         the weights (vLLM, or transformers on an unsharded copy), synced after every update."""
-        self.model, self.ref_model, self.processor, self.backend, self.world = model, ref_model, processor, backend, world
-        check_device(world)  # after the engine: a worker that set another current device would show here
+        self.model, self.ref_model, self.processor, self.backend, self.world = (
+            model,
+            ref_model,
+            processor,
+            backend,
+            world or World(),
+        )
+        check_device(self.world)  # after the engine: a worker that set another current device would show here
         self._placeholder: Group | None = None
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -98,12 +143,20 @@ class RLTrainer:
         self.pad_id = processor.tokenizer.pad_token_id
         no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (p.dim() < 2 or "norm" in n)]
         decay = [p for n, p in model.named_parameters() if p.requires_grad and not (p.dim() < 2 or "norm" in n)]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
-        self.scheduler = get_scheduler(cfg.lr_scheduler, self.optimizer, num_warmup_steps=cfg.warmup_steps,
-                                       num_training_steps=cfg.steps)
-        self.sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                       repetition_penalty=cfg.repetition_penalty, max_new_tokens=cfg.max_completion_length)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.learning_rate,
+        )
+        self.scheduler = get_scheduler(
+            cfg.lr_scheduler, self.optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps
+        )
+        self.sampling = SamplingConfig(
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=cfg.top_k,
+            repetition_penalty=cfg.repetition_penalty,
+            max_new_tokens=cfg.max_completion_length,
+        )
         self.step = 0
         # the longest prompt to sample from: the run's limit, or less where the engine's context is shorter
         engine_limit = backend.prompt_limit(self.sampling) if backend is not None else cfg.max_prompt_length
@@ -114,8 +167,13 @@ class RLTrainer:
     def save(self) -> Path:
         """A sharded checkpoint of this step (every rank writes its part), then only the two newest are kept."""
         target = self.dir / STEP_DIR.format(self.step)
-        save_sharded(self.model, self.optimizer, self.world, target,
-                     {"scheduler": self.scheduler.state_dict(), "step": self.step, "config": asdict(self.cfg)})
+        save_sharded(
+            self.model,
+            self.optimizer,
+            self.world,
+            target,
+            {"scheduler": self.scheduler.state_dict(), "step": self.step, "config": asdict(self.cfg)},
+        )
         if self.world.is_main:
             for old in sorted(self.dir.glob("step-*"))[:-2]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -211,7 +269,9 @@ class RLTrainer:
                 with torch.no_grad():
                     ref_logp, _ = completion_logprobs(self.ref_model, prompt, ids, self.pad_id)
                 reshard(self.ref_model)  # no backward follows to free its root unit's gathered weights
-            loss, kl = policy_loss(logp, ref_logp, adv.to(logp.device), mask, cfg.beta, aggregation=cfg.loss_aggregation)
+            loss, kl = policy_loss(
+                logp, ref_logp, adv.to(logp.device), mask, cfg.beta, aggregation=cfg.loss_aggregation
+            )
             (loss * (weight * world.size / max(total, 1))).backward()  # one group at a time
             loss_sum += weight * loss.item()
             kl_sum += weight * kl.item()
@@ -224,19 +284,34 @@ class RLTrainer:
             self.optimizer.step()
             self.sync_rollout_weights()
         self.scheduler.step()
-        return {"loss": all_sum(world, loss_sum) / total if total else None,
-                "kl": all_sum(world, kl_sum) / total if total else None, "grad_norm": grad_norm, "learning_rate": lr}
+        return {
+            "loss": all_sum(world, loss_sum) / total if total else None,
+            "kl": all_sum(world, kl_sum) / total if total else None,
+            "grad_norm": grad_norm,
+            "learning_rate": lr,
+        }
 
     def train_step(self) -> dict:
         cfg = self.cfg
         t0 = time.perf_counter()
         step_rows = data_order(len(self.rows), self.step, cfg.prompts_per_step, cfg.seed)
-        rows, media = self._media(step_rows[self.world.rank::self.world.size])  # this rank's share of the step
+        rows, media = self._media(step_rows[self.world.rank :: self.world.size])  # this rank's share of the step
         self.model.eval()
         # outside the trainer's autocast: each engine samples in its own precision (vLLM's dtype, the sampler's weights)
-        groups = rollout(self.backend, self.processor, rows, media, num_generations=cfg.num_generations,
-                         temporal=cfg.temporal, sampling=self.sampling,
-                         seed=cfg.seed * 1_000_003 + self.step + self.world.rank * 1_000_000_007) if rows else []
+        groups = (
+            rollout(
+                self.backend,
+                self.processor,
+                rows,
+                media,
+                num_generations=cfg.num_generations,
+                temporal=cfg.temporal,
+                sampling=self.sampling,
+                seed=cfg.seed * 1_000_003 + self.step + self.world.rank * 1_000_000_007,
+            )
+            if rows
+            else []
+        )
         self.backend.offload()  # vLLM's sleep mode: its KV cache and weights leave the GPU while the policy trains
         t1 = time.perf_counter()
         totals, parts = group_rewards(groups, cfg)
@@ -257,7 +332,9 @@ class RLTrainer:
             "accuracy": _mean(float(p["accuracy"].mean()) for p in parts),
             "format": _mean(float(p["format"].mean()) for p in parts),
             "temporal_fired": _mean(float(p["fired"]) for p in video) if cfg.temporal else None,
-            "shuffled_accuracy": _mean(float(p["shuffled_accuracy"].mean()) for p in video if p["shuffled_accuracy"] is not None),
+            "shuffled_accuracy": _mean(
+                float(p["shuffled_accuracy"].mean()) for p in video if p["shuffled_accuracy"] is not None
+            ),
             "completion_length": _mean(float(p["lengths"].float().mean()) for p in parts),
             "distinct_completions": _mean(distinct),
             "kl": updated["kl"],
@@ -277,17 +354,32 @@ class RLTrainer:
         self._append(self.metrics_log, record)
         if cfg.sample_dump_steps and self.step % cfg.sample_dump_steps == 0:
             for g, total in zip(groups[:2], totals[:2]):
-                self._append(self.samples_log, {"step": self.step, "problem_id": g.row["problem_id"], "solution": g.row["solution"],
-                                                "ordered": [c.text for c in g.ordered[:2]], "rewards": total[:2].tolist(),
-                                                "shuffled": [c.text for c in g.shuffled[:1]], "permutation": g.permutation})
+                self._append(
+                    self.samples_log,
+                    {
+                        "step": self.step,
+                        "problem_id": g.row["problem_id"],
+                        "solution": g.row["solution"],
+                        "ordered": [c.text for c in g.ordered[:2]],
+                        "rewards": total[:2].tolist(),
+                        "shuffled": [c.text for c in g.shuffled[:1]],
+                        "permutation": g.permutation,
+                    },
+                )
         return record
 
     def sync_rollout_weights(self) -> None:
         """A rollout engine with its own copy of the weights (vLLM; transformers on an unsharded copy) gets the
         policy's current ones, streamed from the shards a bucket at a time in the compute dtype."""
         if self.backend is not None and getattr(self.backend, "model", None) is not self.model:
-            self.backend.sync_weights(full_tensors(self.model, self.world, dtype=getattr(torch, self.cfg.compute_dtype),
-                                                   bucket_bytes=self.cfg.sync_bucket_mb << 20))
+            self.backend.sync_weights(
+                full_tensors(
+                    self.model,
+                    self.world,
+                    dtype=getattr(torch, self.cfg.compute_dtype),
+                    bucket_bytes=self.cfg.sync_bucket_mb << 20,
+                )
+            )
 
     def train(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
         """Run to ``cfg.steps`` from the last checkpoint; returns every step's record (also on disk)."""
@@ -299,4 +391,8 @@ class RLTrainer:
                 on_step(record)
             if self.step % self.cfg.save_steps == 0 or self.step == self.cfg.steps:
                 self.save()
-        return [json.loads(line) for line in self.metrics_log.read_text().splitlines()] if self.metrics_log.exists() else []
+        return (
+            [json.loads(line) for line in self.metrics_log.read_text().splitlines()]
+            if self.metrics_log.exists()
+            else []
+        )

@@ -61,7 +61,7 @@ def assistant_start(input_ids: torch.Tensor, header: list[int]) -> int:
     """Index of the first token after the last ``<|im_start|>assistant\\n`` header, or len(input_ids) if absent."""
     ids, n = input_ids.tolist(), len(header)
     for start in range(len(ids) - n, -1, -1):
-        if ids[start:start + n] == header:
+        if ids[start : start + n] == header:
             return start + n
     return len(ids)
 
@@ -113,7 +113,7 @@ class SftCollator:
             labels[i, :start] = IGNORE_INDEX
             reply = (batch["input_ids"][i, start:] == self.end_id).nonzero()
             if len(reply):  # keep <|im_end|> (the model must learn to stop), mask what follows it
-                labels[i, start + int(reply[0]) + 1:] = IGNORE_INDEX
+                labels[i, start + int(reply[0]) + 1 :] = IGNORE_INDEX
         labels[batch["attention_mask"] == 0] = IGNORE_INDEX
         batch["labels"] = labels
         batch["problem_ids"] = [ex["row"]["problem_id"] for ex in good]

@@ -112,8 +112,15 @@ class SftTrainer(Trainer):
 
     def log_skip(self, row: dict, reason: str) -> None:
         print(f"sft: skipping problem {row.get('problem_id')} ({row.get('path')}): {reason}")
-        _append(self.skip_log, {"step": self.state.global_step, "problem_id": row.get("problem_id"),
-                                "path": row.get("path"), "reason": reason})
+        _append(
+            self.skip_log,
+            {
+                "step": self.state.global_step,
+                "problem_id": row.get("problem_id"),
+                "path": row.get("path"),
+                "reason": reason,
+            },
+        )
 
     def train(self, resume_from_checkpoint: str | None = None, **kwargs):
         if self.args.should_save:  # marks where this process started, so the order log reads as runs
@@ -158,9 +165,17 @@ def _append(path: Path, record: dict) -> None:
 
 def loss_curve(log_history: list[dict]) -> list[dict]:
     """Per logged step: step, epoch, loss, learning rate, grad norm (what the DVC plot shows)."""
-    return [{"step": h["step"], "epoch": round(h.get("epoch", 0.0), 4), "loss": h["loss"],
-             "learning_rate": h.get("learning_rate"), "grad_norm": h.get("grad_norm")}
-            for h in log_history if "loss" in h]
+    return [
+        {
+            "step": h["step"],
+            "epoch": round(h.get("epoch", 0.0), 4),
+            "loss": h["loss"],
+            "learning_rate": h.get("learning_rate"),
+            "grad_norm": h.get("grad_norm"),
+        }
+        for h in log_history
+        if "loss" in h
+    ]
 
 
 def peak_memory_mb() -> float:

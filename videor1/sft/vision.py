@@ -47,8 +47,11 @@ def vision_features(inner, pixel_values, image_grid_thw, pixel_values_videos, vi
     ``BaseModelOutputWithPooling`` whose ``pooler_output`` is the tuple of per-item embeddings, as
     ``get_image_features`` / ``get_video_features`` return them."""
     visual = inner.visual
-    parts = [(p.type(visual.dtype), g) for p, g in ((pixel_values, image_grid_thw), (pixel_values_videos, video_grid_thw))
-             if p is not None]
+    parts = [
+        (p.type(visual.dtype), g)
+        for p, g in ((pixel_values, image_grid_thw), (pixel_values_videos, video_grid_thw))
+        if p is not None
+    ]
     if len(parts) == 1:  # exactly the tensors transformers' get_*_features pass: bit-identical outputs
         pixels, grid = parts[0]
     else:
@@ -65,8 +68,10 @@ def black_image(visual, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Patches and grid_thw of the smallest image: one black merge block (2×2 patches, one placeholder token)."""
     merge, cfg = visual.spatial_merge_size, visual.config
     width = cfg.in_channels * cfg.temporal_patch_size * cfg.patch_size**2
-    return (torch.zeros(merge * merge, width, device=device, dtype=visual.dtype),
-            torch.tensor([[1, merge, merge]], device=device))
+    return (
+        torch.zeros(merge * merge, width, device=device, dtype=visual.dtype),
+        torch.tensor([[1, merge, merge]], device=device),
+    )
 
 
 def _dummy_vision_zero(inner, device, **kwargs) -> torch.Tensor:
@@ -82,8 +87,13 @@ def dummy_vision_inputs(model, device) -> dict:
     config = inner.config
     pixels, grid = black_image(inner.visual, device)
     ids = [config.vision_start_token_id, config.image_token_id, config.vision_end_token_id]
-    return {"input_ids": torch.tensor([ids], device=device), "attention_mask": torch.ones(1, 3, dtype=torch.long, device=device),
-            "mm_token_type_ids": torch.tensor([[0, 1, 0]], device=device), "pixel_values": pixels, "image_grid_thw": grid}
+    return {
+        "input_ids": torch.tensor([ids], device=device),
+        "attention_mask": torch.ones(1, 3, dtype=torch.long, device=device),
+        "mm_token_type_ids": torch.tensor([[0, 1, 0]], device=device),
+        "pixel_values": pixels,
+        "image_grid_thw": grid,
+    }
 
 
 def one_vision_call_forward(self, *args, **kwargs):
@@ -97,11 +107,14 @@ def one_vision_call_forward(self, *args, **kwargs):
         return forward(self, *args, **kwargs)
     pixel_values, pixel_values_videos = call.pop("pixel_values", None), call.pop("pixel_values_videos", None)
     if pixel_values is not None or pixel_values_videos is not None:
-        image, video = vision_features(self, pixel_values, call.get("image_grid_thw"), pixel_values_videos,
-                                       call.get("video_grid_thw"), **extra)
+        image, video = vision_features(
+            self, pixel_values, call.get("image_grid_thw"), pixel_values_videos, call.get("video_grid_thw"), **extra
+        )
         call["mm_encoder_outputs"] = {k: v for k, v in (("image", image), ("video", video)) if v is not None}
     elif _distributed():  # no vision here, maybe some on another process: run the tower anyway, weight 0, and first
-        embeds = call.get("inputs_embeds")  # (as there: under ZeRO-3 the order of the modules is the order of the gathers)
+        embeds = call.get(
+            "inputs_embeds"
+        )  # (as there: under ZeRO-3 the order of the modules is the order of the gathers)
         zero = _dummy_vision_zero(self, (embeds if embeds is not None else call["input_ids"]).device, **extra)
         if embeds is None:
             embeds = self.get_input_embeddings()(call["input_ids"])
