@@ -47,7 +47,7 @@ def main() -> None:
     m = result.metrics
     print(
         f"collected {m['rows']} rows, quarantined {m['quarantined']} {m['quarantined_by_step']}, "
-        f"media probed {m['media']['probed_this_run']} / cached {m['media']['from_cache']}"
+        f"media probed {result.run['media_probed_this_run']} / cached {result.run['media_from_cache']}"
     )
 
 

@@ -134,6 +134,25 @@ def test_hostile_media_quarantined_with_reasons(tmp_path, root):
     assert {q["step"] for q in result.quarantine} == {"media"}
 
 
+def test_quarantine_names_files_as_the_params_do_not_by_this_checkouts_absolute_path(tmp_path, root, monkeypatch):
+    """Two checkouts in different directories write the same quarantine file (so DVC hashes it the same): a
+    reason names the media root as configured plus the row's path, even inside the decoder's own message."""
+    rows = [good_row(1), good_row(2, path="./not_a_video.mp4"), good_row(3, path="./missing.mp4")]
+    results = []
+    for checkout in ("a", "b"):
+        here = tmp_path / checkout
+        shutil.copytree(root, here / "media", symlinks=True)
+        monkeypatch.chdir(here)
+        (here / "rows.json").write_text(json.dumps(rows))
+        cfg = CollectConfig(inputs=[RowSource("rows.json", "media")], media=TINY_MEDIA, probe_cache="probe.parquet")
+        results.append(collect(cfg).quarantine)
+    assert results[0] == results[1]
+    reasons = [q["reason"] for q in results[0]]
+    assert reasons[0].startswith("media/not_a_video.mp4: not a readable media container")
+    assert reasons[1] == "media/missing.mp4: file does not exist"
+    assert not any(str(tmp_path) in r for r in reasons), reasons
+
+
 def test_duplicate_ids_keep_the_first_and_quarantine_the_rest(tmp_path, root):
     result = run(tmp_path, root, [good_row(1), good_row(2), good_row(1, problem="again")])
     assert result.table["problem_id"].to_list() == [1, 2]
@@ -161,13 +180,14 @@ def test_balancing_weights_caps_and_determinism(tmp_path, root):
 def test_probe_cache_skips_unchanged_files_and_reprobes_changed_ones(tmp_path, root):
     rows = [good_row(1), good_row(2, path="./one_frame.mp4")]
     first = run(tmp_path, root, rows)
-    assert first.metrics["media"] == {"distinct": 2, "probed_this_run": 2, "from_cache": 0}
+    assert first.metrics["media"] == {"distinct": 2}
+    assert first.run == {"media_probed_this_run": 2, "media_from_cache": 0}
     second = run(tmp_path, root, rows)
-    assert second.metrics["media"]["probed_this_run"] == 0
+    assert second.run["media_probed_this_run"] == 0
     assert second.quarantine == first.quarantine
     os.utime(root / "clip.mp4", ns=(1, 1))  # a changed mtime invalidates the entry
     third = run(tmp_path, root, rows)
-    assert third.metrics["media"]["probed_this_run"] == 1
+    assert third.run["media_probed_this_run"] == 1
 
 
 def test_missing_inputs_and_empty_results_stop_with_clear_errors(tmp_path, root):

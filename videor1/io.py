@@ -57,6 +57,19 @@ def write_json(target: str | Path, obj, *, indent: int | None = 2) -> None:
     write_text(target, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def append_jsonl(target: str | Path, records) -> None:
+    """Append records as JSON lines and fsync: a kill -9 loses at most the line being written, which the readers
+    of these logs (resume, ``truncate_log``) drop. Never appends through a link into DVC's cache (``own_copy``)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    own_copy(target)
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    with target.open("a", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def write_jsonl(target: str | Path, rows) -> None:
     with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for row in rows:

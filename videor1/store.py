@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .io import own_copy, write_json
+from .io import append_jsonl, own_copy, write_json
 
 
 def fingerprint(config: dict) -> str:
@@ -60,8 +59,4 @@ class ResultStore:
         return done
 
     def append(self, records: Iterable[dict]) -> None:
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self.path, records)

@@ -45,14 +45,23 @@ class CollectConfig:
 class CollectResult:
     table: pl.DataFrame
     quarantine: list[dict]
-    metrics: dict
+    metrics: dict  # what the inputs determine: the same on every run and machine
+    run: dict  # how this run went (media probed now vs from the probe cache): a run record, never a stage output
 
 
 def _reject(quarantine: list, origin: tuple[str, int], step: str, reason: str, row, cause: str | None = None) -> None:
     """One quarantine entry. ``reason`` is the whole message (naming the file for media);
     ``cause`` the same without row-specific detail, to count entries by kind."""
-    quarantine.append({"source_file": origin[0], "index": origin[1], "step": step, "reason": reason,
-                       "cause": cause or reason, "row": row})
+    quarantine.append(
+        {
+            "source_file": origin[0],
+            "index": origin[1],
+            "step": step,
+            "reason": reason,
+            "cause": cause or reason,
+            "row": row,
+        }
+    )
 
 
 def _schema_reasons(frame: pl.DataFrame) -> dict[int, list[str]]:
@@ -75,11 +84,20 @@ def _media_problem(probe: Probe, rules: MediaRules) -> str | None:
         return probe.reason
     try:
         if probe.data_type == "video":
-            smart_nframes(probe.num_frames, probe.video_fps, fps=rules.fps, min_frames=rules.min_frames,
-                          max_frames=rules.max_frames)
-            smart_resize(probe.height, probe.width, min_pixels=rules.video_min_pixels, max_pixels=rules.video_max_pixels)
+            smart_nframes(
+                probe.num_frames,
+                probe.video_fps,
+                fps=rules.fps,
+                min_frames=rules.min_frames,
+                max_frames=rules.max_frames,
+            )
+            smart_resize(
+                probe.height, probe.width, min_pixels=rules.video_min_pixels, max_pixels=rules.video_max_pixels
+            )
         else:
-            smart_resize(probe.height, probe.width, min_pixels=rules.image_min_pixels, max_pixels=rules.image_max_pixels)
+            smart_resize(
+                probe.height, probe.width, min_pixels=rules.image_min_pixels, max_pixels=rules.image_max_pixels
+            )
     except ValueError as err:
         return f"{probe.path}: {err}"
     return None
@@ -88,6 +106,12 @@ def _media_problem(probe: Probe, rules: MediaRules) -> str | None:
 def _media_cause(problem: str, path: str) -> str:
     """The problem without the file name or the decoder's detail in parentheses."""
     return re.sub(r" \(.*\)$", "", problem.removeprefix(f"{path}: "))
+
+
+def _portable(problem: str, resolved: str, media_root: str, rel: str) -> str:
+    """The problem naming the file as params.yaml and the row do (media root + row path), never this checkout's
+    absolute path: the same inputs give the same quarantine file, and the same DVC hash, in any directory."""
+    return problem.replace(resolved, os.path.normpath(os.path.join(media_root, rel)))
 
 
 def _resolver(root: Path):
@@ -139,13 +163,25 @@ def collect(cfg: CollectConfig) -> CollectResult:
                 continue
             pid = row["problem_id"]
             if pid in seen_ids:
-                _reject(quarantine, origin, "duplicate", f"duplicate problem_id {pid} (first seen in {seen_ids[pid]})", row,
-                        cause="duplicate problem_id")
+                _reject(
+                    quarantine,
+                    origin,
+                    "duplicate",
+                    f"duplicate problem_id {pid} (first seen in {seen_ids[pid]})",
+                    row,
+                    cause="duplicate problem_id",
+                )
                 continue
             resolved = resolve(row["path"])
             if resolved is None:
-                _reject(quarantine, origin, "media", f"path {row['path']!r} escapes the media root {source.media_root}", row,
-                        cause="path escapes the media root")
+                _reject(
+                    quarantine,
+                    origin,
+                    "media",
+                    f"path {row['path']!r} escapes the media root {source.media_root}",
+                    row,
+                    cause="path escapes the media root",
+                )
                 continue
             seen_ids[pid] = f"{source.rows}#{origins[pos]}"
             keep_pos.append(pos)
@@ -155,7 +191,9 @@ def collect(cfg: CollectConfig) -> CollectResult:
         tables.append((source, typed, origins, keep_pos, abs_paths, frame[keep_pos]))
 
     cache = ProbeCache(cfg.probe_cache)
-    items = [(p, t) for (_, typed, _, keep, paths, _) in tables for p, t in zip(paths, (typed[k]["data_type"] for k in keep))]
+    items = [
+        (p, t) for (_, typed, _, keep, paths, _) in tables for p, t in zip(paths, (typed[k]["data_type"] for k in keep))
+    ]
     probes, probed_now = probe_all(items, cache, workers=cfg.workers)
 
     valid = []
@@ -169,8 +207,14 @@ def collect(cfg: CollectConfig) -> CollectResult:
             problem = media_problems[(path, dtype)]
             ok_mask.append(problem is None)
             if problem is not None:
-                _reject(quarantine, (source.rows, origins[pos]), "media", problem, typed[pos],
-                        cause=_media_cause(problem, path))
+                _reject(
+                    quarantine,
+                    (source.rows, origins[pos]),
+                    "media",
+                    _portable(problem, path, source.media_root, typed[pos]["path"]),
+                    typed[pos],
+                    cause=_media_cause(problem, path),
+                )
                 continue
             for name in media_cols:
                 media_cols[name].append(getattr(probe, name))
@@ -194,7 +238,12 @@ def collect(cfg: CollectConfig) -> CollectResult:
         raise ValueError("collect kept no rows after balancing: check the source weights and caps")
     table = table.select([c for c in COLLECTED_SCHEMA.columns] + ["process"])
     table = _validated(table)
-    return CollectResult(table, quarantine, _metrics(table, quarantine, balance_stats, probed_now, len(probes)))
+    return CollectResult(
+        table,
+        quarantine,
+        _metrics(table, quarantine, balance_stats, len(probes)),
+        {"media_probed_this_run": probed_now, "media_from_cache": len(probes) - probed_now},
+    )
 
 
 def _validated(table: pl.DataFrame) -> pl.DataFrame:
@@ -205,7 +254,7 @@ def _counts(series: pl.Series) -> dict:
     return dict(sorted(Counter(series.to_list()).items()))
 
 
-def _metrics(table: pl.DataFrame, quarantine: list[dict], balance_stats: dict, probed_now: int, distinct_media: int) -> dict:
+def _metrics(table: pl.DataFrame, quarantine: list[dict], balance_stats: dict, distinct_media: int) -> dict:
     return {
         "rows": table.height,
         "quarantined": len(quarantine),
@@ -214,5 +263,5 @@ def _metrics(table: pl.DataFrame, quarantine: list[dict], balance_stats: dict, p
         "by_problem_type": _counts(table["problem_type"]),
         "by_data_source": _counts(table["data_source"]),
         "balance": balance_stats,
-        "media": {"distinct": distinct_media, "probed_this_run": probed_now, "from_cache": distinct_media - probed_now},
+        "media": {"distinct": distinct_media},
     }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from ..distributed import (
     save_sharded,
 )
 from ..generation import Completion, SamplingConfig, too_long
-from ..io import write_text
+from ..io import append_jsonl, write_text
 from ..media import MediaError, MediaRules, load_medium
 from ..prompts import user_message
 from ..rewards import accuracy_rewards, format_rewards
@@ -200,12 +199,6 @@ class RLTrainer:
 
     # ----- one step ----------------------------------------------------------------------------
 
-    def _append(self, path: Path, record: dict) -> None:
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
     def _media(self, indices: list[int]) -> tuple[list[dict], list]:
         rows, media = [], []
         for i in indices:
@@ -217,7 +210,7 @@ class RLTrainer:
                 reason = str(err)
             if reason:  # loud, logged, and never replaced by another row
                 self.log(f"rl: skipping problem {row['problem_id']} at step {self.step}: {reason}")
-                self._append(self.skip_log, {"step": self.step, "problem_id": row["problem_id"], "reason": reason})
+                append_jsonl(self.skip_log, [{"step": self.step, "problem_id": row["problem_id"], "reason": reason}])
                 continue
             rows.append(row)
             media.append(medium)
@@ -351,20 +344,22 @@ class RLTrainer:
         }
         if not self.world.is_main:  # rank 0 writes the step's logs
             return record
-        self._append(self.metrics_log, record)
+        append_jsonl(self.metrics_log, [record])
         if cfg.sample_dump_steps and self.step % cfg.sample_dump_steps == 0:
             for g, total in zip(groups[:2], totals[:2]):
-                self._append(
+                append_jsonl(
                     self.samples_log,
-                    {
-                        "step": self.step,
-                        "problem_id": g.row["problem_id"],
-                        "solution": g.row["solution"],
-                        "ordered": [c.text for c in g.ordered[:2]],
-                        "rewards": total[:2].tolist(),
-                        "shuffled": [c.text for c in g.shuffled[:1]],
-                        "permutation": g.permutation,
-                    },
+                    [
+                        {
+                            "step": self.step,
+                            "problem_id": g.row["problem_id"],
+                            "solution": g.row["solution"],
+                            "ordered": [c.text for c in g.ordered[:2]],
+                            "rewards": total[:2].tolist(),
+                            "shuffled": [c.text for c in g.shuffled[:1]],
+                            "permutation": g.permutation,
+                        }
+                    ],
                 )
         return record
 

@@ -11,7 +11,6 @@ micro-batch's problem ids are logged, so the data order can be checked.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from ..configs import deepspeed_config
+from ..io import append_jsonl
 from .vision import dummy_vision_inputs, use_one_vision_call
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -112,20 +112,22 @@ class SftTrainer(Trainer):
 
     def log_skip(self, row: dict, reason: str) -> None:
         print(f"sft: skipping problem {row.get('problem_id')} ({row.get('path')}): {reason}")
-        _append(
+        append_jsonl(
             self.skip_log,
-            {
-                "step": self.state.global_step,
-                "problem_id": row.get("problem_id"),
-                "path": row.get("path"),
-                "reason": reason,
-            },
+            [
+                {
+                    "step": self.state.global_step,
+                    "problem_id": row.get("problem_id"),
+                    "path": row.get("path"),
+                    "reason": reason,
+                }
+            ],
         )
 
     def train(self, resume_from_checkpoint: str | None = None, **kwargs):
         if self.args.should_save:  # marks where this process started, so the order log reads as runs
             step = int(CHECKPOINT.match(Path(resume_from_checkpoint).name).group(1)) if resume_from_checkpoint else 0
-            _append(self.order_log, {"start_step": step})
+            append_jsonl(self.order_log, [{"start_step": step}])
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
@@ -141,7 +143,7 @@ class SftTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ids = inputs.pop("problem_ids")
         if self.args.should_save:
-            _append(self.order_log, {"step": self.state.global_step, "problem_ids": ids})
+            append_jsonl(self.order_log, [{"step": self.state.global_step, "problem_ids": ids}])
         if inputs.pop("placeholder", False):  # every row skipped, several processes: a real forward, weight 0
             out = model(**{k: v for k, v in inputs.items() if k != "labels"})
             zero = out.logits.float().sum() * 0.0
@@ -153,14 +155,6 @@ class SftTrainer(Trainer):
             zero = out.logits.float().sum() * 0.0
             return (zero, out) if return_outputs else zero
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-
-
-def _append(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def loss_curve(log_history: list[dict]) -> list[dict]:
