@@ -112,3 +112,26 @@ def test_eval_sets_choose_families_sizes_and_longer_clips(tmp_path):
         EvalSet(("no_such_family",))
     with pytest.raises(ValueError, match="unknown fields"):
         EvalSet(("motion_direction",), spec={"frames": 3})
+
+
+def test_a_clip_encodes_to_the_same_bytes_every_time(tmp_path):
+    """The tiny profile's eval_tempcompass row 29: left to the encoder, PyAV's RGB conversion gave its frames
+    different bytes in 3 of 30 encodes (a fresh `dvc repro` then hashed data/synth differently); write_mp4
+    converts to yuv420p first."""
+    import hashlib
+
+    import yaml
+
+    from videor1.data.synth import build
+    from videor1.data.synth.canvas import write_mp4
+
+    p = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["tiny"]["synth"]
+    cfg = SynthConfig(seed=p["seed"], eval_rows_per_benchmark=p["eval_rows_per_benchmark"], spec=SynthSpec(**p["spec"]))
+    split = "eval_tempcompass"
+    code, index = list(build.splits(cfg)).index(split), 28
+    example = FAMILIES["motion_direction"](np.random.default_rng([cfg.seed, code, index]), cfg.spec_of(split))
+    digests = set()
+    for i in range(30):
+        write_mp4(tmp_path / f"{i}.mp4", example.frames, cfg.spec.video_fps)
+        digests.add(hashlib.md5((tmp_path / f"{i}.mp4").read_bytes()).hexdigest())
+    assert len(digests) == 1
