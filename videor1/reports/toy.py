@@ -2,25 +2,29 @@
 
 Every verdict follows a rule fixed before the runs (docs/toy-preregistration.md); the functions here only
 apply it to the runs' curves (rl.csv) and greedy evals (eval.json), so the report's numbers are the metrics
-files' numbers.
+files' numbers. ``load_inputs`` reads a toy/ folder, ``analyze`` turns what it read into a ``ToyReport``
+(the data of reports/toy.md; its ``metrics`` are toy/metrics/toy.json), and toy_markdown renders it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import statistics
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .figures import read_curve, save_figure, smooth  # noqa: E402
+from .figures import read_curve, smooth
 
 METHOD_LABELS = {"tgrpo": "T-GRPO", "grpo": "GRPO", "tgrpo_a1": "T-GRPO, alpha 1.0"}
-METHOD_COLORS = {"tgrpo": "tab:red", "grpo": "tab:blue", "tgrpo_a1": "tab:purple"}
+SMOOTH_STEPS = 15  # pre-registered: the length rule reads the length smoothed over 15 steps
+DIP = 0.05  # pre-registered: a dip-and-rise falls at least 5% under the start, then rises at least 5%
+# The report's readings of a verdict (not pre-registered): when every model gives one answer per family on at
+# least this share of the rows, its answers do not depend on the video.
+FIXED_ANSWER_SHARE = 0.95  # order-dependent set: the policy never read the order
+LONG_FIXED_ANSWER_SHARE = 0.7  # long clips: a near-fixed answer, which more frames can move without reading more
 
 
 @dataclass
@@ -45,13 +49,14 @@ class Run:
 
 
 def load_run(root: Path, name: str, spec: Mapping) -> Run:
-    import json
-
     method = name.rsplit("-", 1)[0]
     rl = json.loads((root / "rl.json").read_text()) if (root / "rl.json").is_file() else {}
     return Run(
         name, method, int(spec["seed"]), read_curve(root / "rl.csv"), json.loads((root / "eval.json").read_text()), rl
     )
+
+
+# ----- the verdict rule and the four observations ---------------------------------------------------
 
 
 def window_means(values: Sequence[float | None], share: float = 0.2) -> tuple[float, float]:
@@ -72,16 +77,16 @@ def spread(values: Sequence[float], digits: int = 2) -> dict:
 
 
 def verdict(per_run: Sequence[float], *, positive_is_good: bool = True) -> str:
-    """reproduced: every run (or seed pair) shows the effect; partly: on average but not in every one; else not."""
+    """reproduced: every run (or seed pair) shows the effect; partly: on average but not in every one; else not.
+    No run at all is no evidence, never a vacuous "reproduced"."""
+    if not per_run:
+        raise ValueError("no run to judge")
     sign = 1 if positive_is_good else -1
     if all(sign * v > 0 for v in per_run):
         return "reproduced"
     if sign * statistics.fmean(per_run) > 0:
         return "partly reproduced"
     return "not reproduced"
-
-
-# ----- the four observations -----------------------------------------------------------------------
 
 
 def accuracy_trend(runs: Sequence[Run]) -> dict:
@@ -95,8 +100,8 @@ def accuracy_trend(runs: Sequence[Run]) -> dict:
 
 
 def length_dip(curve: Sequence[dict], window: int) -> dict:
-    """The smoothed length's start, its minimum over the first half, and its end; a dip-and-rise when the
-    minimum lies at least 5% under the start and the end at least 5% over the minimum."""
+    """The smoothed length's start (its first full window), its minimum over the first half, and its end; a
+    dip-and-rise when the minimum lies at least 5% under the start and the end at least 5% over the minimum."""
     lengths = smooth([row.get("completion_length") for row in curve], window)
     known = [v for v in lengths if v is not None]
     start, end = known[min(window, len(known)) - 1], known[-1]
@@ -108,22 +113,24 @@ def length_dip(curve: Sequence[dict], window: int) -> dict:
         "min": round(low, 1),
         "min_step": low_step,
         "end": round(end, 1),
-        "dip_and_rise": low <= 0.95 * start and end >= 1.05 * low,
+        "dip_and_rise": low <= (1 - DIP) * start and end >= (1 + DIP) * low,
     }
 
 
-def length_shape(runs: Sequence[Run], window: int) -> dict:
-    """2. The response length first drops, then rises: the share of runs with a dip-and-rise."""
+def length_shape(runs: Sequence[Run], window: int = SMOOTH_STEPS) -> dict:
+    """2. The response length first drops, then rises: a dip-and-rise in every run, in some, or in none."""
     per = {r.name: length_dip(r.curve, window) for r in runs}
-    hits = sum(v["dip_and_rise"] for v in per.values())
-    state = "reproduced" if hits == len(per) else "partly reproduced" if hits else "not reproduced"
-    return {"per_run": per, "runs_with_dip_and_rise": hits, "runs": len(per), "verdict": state}
+    hits = [v["dip_and_rise"] for v in per.values()]
+    return {"per_run": per, "runs_with_dip_and_rise": sum(hits), "runs": len(per), "verdict": verdict(hits)}
 
 
 def paired(runs: Sequence[Run], benchmark: str, frames: int, method: str = "tgrpo", baseline: str = "grpo") -> dict:
-    """``method`` minus ``baseline`` on one eval set, per seed (pairs share the SFT model, steps and data order)."""
+    """``method`` minus ``baseline`` on one eval set, per seed (pairs share the SFT model, steps and data order).
+    A seed with only one of the two runs has no pair and is left out (``n`` counts the pairs)."""
     by = {(r.method, r.seed): r for r in runs}
     seeds = sorted({r.seed for r in runs if (method, r.seed) in by and (baseline, r.seed) in by})
+    if not seeds:
+        raise ValueError(f"no seed has both a {method} and a {baseline} run")
     per = {
         s: {method: by[method, s].score(benchmark, frames), baseline: by[baseline, s].score(benchmark, frames)}
         for s in seeds
@@ -151,10 +158,11 @@ def frames_gain(runs: Sequence[Run], benchmark: str, few: int, many: int) -> dic
     return {"benchmark": benchmark, "per_run": per, "gain": spread(gains), "verdict": verdict(gains)}
 
 
+# ----- why: per-row answers and the temporal bonus ----------------------------------------------------
+
+
 def family_scores(results: Path) -> dict[str, float | None]:
     """Accuracy per generator family (data_source) from an eval's per-row outputs (a ``<set>@<frames>.jsonl``)."""
-    import json
-
     from ..eval.summary import summarize
 
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
@@ -167,10 +175,6 @@ def family_scores(results: Path) -> dict[str, float | None]:
 def answer_concentration(results: Path) -> dict[str, dict]:
     """Per family: the model's most common final answer and the share of rows that give it. A share near 1
     means the answer does not depend on the video at all (a prior, not perception)."""
-    import json
-    import re
-    from collections import Counter, defaultdict
-
     answers: dict[str, Counter] = defaultdict(Counter)
     for line in results.read_text().splitlines():
         if not line.strip():
@@ -183,6 +187,16 @@ def answer_concentration(results: Path) -> dict[str, dict]:
     for family, counts in sorted(answers.items()):
         answer, n = counts.most_common(1)[0]
         out[family] = {"answer": answer, "share": round(n / sum(counts.values()), 3)}
+    return out
+
+
+def method_families(per_model: Mapping[str, dict], runs: Sequence[Run]) -> dict[str, dict]:
+    """Per-family accuracy of the SFT model and, per method, the mean over its runs (a family a run could not
+    score counts as 0)."""
+    out = {"sft": per_model["sft"]}
+    for method in dict.fromkeys(r.method for r in runs):
+        per_run = [per_model[r.name] for r in runs if r.method == method]
+        out[method] = {f: round(sum(p[f] or 0 for p in per_run) / len(per_run), 1) for f in per_run[0]}
     return out
 
 
@@ -208,68 +222,194 @@ def bonus_diagnostics(runs: Sequence[Run]) -> dict:
     return out
 
 
-# ----- figures ----------------------------------------------------------------------------------------
+def lowest_share(concentration: Mapping[str, dict]) -> float:
+    """The smallest share of rows giving a model's most common answer, over models and families: near 1, every
+    model answers each family the same way whatever the video."""
+    return min(a["share"] for per_model in concentration.values() for a in per_model.values())
 
 
-def plot_overlay(
-    runs: Sequence[Run],
-    column: str,
-    target: Path,
-    *,
-    title: str,
-    ylabel: str,
-    window: int,
-    methods: Sequence[str] = ("tgrpo", "grpo"),
-) -> Path:
-    """One line per run (thin, smoothed over ``window`` steps), the mean over seeds per method in bold."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
-    for method in methods:
-        mine = [r for r in runs if r.method == method]
-        if not mine:
-            continue
-        color = METHOD_COLORS.get(method)
-        series = []
-        for r in mine:
-            xs = [row["step"] for row in r.curve]
-            ys = smooth([row.get(column) for row in r.curve], window)
-            ax.plot(xs, ys, color=color, alpha=0.35, linewidth=1)
-            series.append((xs, ys))
-        n = min(len(s[0]) for s in series)
-        mean = [
-            statistics.fmean(v for v in (s[1][i] for s in series) if v is not None)
-            if any(s[1][i] is not None for s in series)
-            else None
-            for i in range(n)
-        ]
-        ax.plot(
-            series[0][0][:n],
-            mean,
-            color=color,
-            linewidth=2.5,
-            label=f"{METHOD_LABELS.get(method, method)}: mean of {len(mine)} seeds",
-        )
-    ax.set_xlabel("RL step")
-    ax.set_ylabel(f"{ylabel} (mean of {window} steps)")
-    return save_figure(fig, ax, target, title=title, legend_size=8)
+def why_no_order_gain(obs3: dict, concentration: dict, diagnostics: dict, followup: dict) -> dict | None:
+    """Stated when T-GRPO did not beat GRPO and every model gives one fixed answer per order family on at least
+    95% of the rows: the policy never read the order, so neither method had order-dependent behaviour to
+    reinforce. ``followup_unchanged``: every follow-up method's greedy order accuracy equals GRPO's on every seed."""
+    share = lowest_share(concentration)
+    if obs3["verdict"] == "reproduced" or share < FIXED_ANSWER_SHARE:
+        return None
+    tgrpo = diagnostics.get("tgrpo", {})
+    return {
+        "lowest_share": share,
+        "rl_runs": len(concentration) - 1,  # every model but the SFT one
+        "bonus_rate": tgrpo.get("bonus_rate") or 0,
+        "shuffled_accuracy": tgrpo.get("shuffled_accuracy") or 0,
+        "accuracy": tgrpo.get("accuracy") or 0,
+        "followup_unchanged": bool(followup)
+        and all(v["order"]["difference"]["max"] == 0 == v["order"]["difference"]["min"] for v in followup.values()),
+    }
 
 
-def plot_paired(
-    rows: Sequence[tuple[str, float, float]], target: Path, *, title: str, ylabel: str, labels: tuple[str, str]
-) -> Path:
-    """One pair of dots per row (a seed, or a run), joined by a line: left ``labels[0]``, right ``labels[1]``."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.8), dpi=100)
-    for name, left, right in rows:
-        ax.plot([0, 1], [left, right], marker="o", linewidth=1.5, label=name)
-    lefts, rights = [r[1] for r in rows], [r[2] for r in rows]
-    ax.plot(
-        [0, 1],
-        [statistics.fmean(lefts), statistics.fmean(rights)],
-        color="black",
-        linewidth=3,
-        marker="s",
-        label="mean",
+def why_no_frames_gain(obs4: dict, long_answers: dict, few: int, many: int) -> dict | None:
+    """Stated when more frames did not help and on the long clips, too, each model gives one answer per family
+    for at least 70% of the videos at both frame counts: the score moved with that near-fixed answer."""
+    share = min(lowest_share(long_answers[few]), lowest_share(long_answers[many]))
+    if obs4["verdict"] == "reproduced" or share < LONG_FIXED_ANSWER_SHARE:
+        return None
+    return {"lowest_share": share}
+
+
+# ----- the report's inputs and its data ---------------------------------------------------------------
+
+
+@dataclass
+class ToyInputs:
+    """What the report reads, loaded: toy/params.yaml's profile section and experiment, the runs, the metrics of
+    the SFT stage and of the base and SFT evals, and summaries of the per-row eval outputs."""
+
+    params: dict  # the profile's section of toy/params.yaml (synth, base_model, sft, rl, eval)
+    runs: list[Run]  # experiment.runs, the registered comparison
+    followups: list[Run]  # experiment.followup
+    sft: dict  # metrics/sft.json
+    base_eval: dict  # metrics/eval_base.json
+    sft_eval: dict  # metrics/eval_sft.json
+    order_families: dict[str, dict]  # "sft" and every run's name -> family_scores of order@few
+    order_answers: dict[str, dict]  # "sft" and every run's name -> answer_concentration of order@few
+    long_answers: dict[int, dict[str, dict]]  # few, many -> "sft" and each registered run -> long@frames
+
+    @property
+    def frames(self) -> tuple[int, int]:
+        return compared_frames(self.params)
+
+
+def compared_frames(params: dict) -> tuple[int, int]:
+    """The frame counts compared: the training count (eval.frames' first) and the largest one evaluated."""
+    return params["eval"]["frames"][0], params["eval"]["frames"][-1]
+
+
+def load_inputs(root: Path, params: dict, experiment: dict) -> ToyInputs:
+    """Read a toy/ folder: runs/<name>/{rl.csv, rl.json, eval.json}, metrics/, and the per-row eval outputs."""
+    runs = [load_run(root / "runs" / n, n, s) for n, s in experiment["runs"].items()]
+    followups = [load_run(root / "runs" / n, n, s) for n, s in (experiment.get("followup") or {}).items()]
+    metrics = {
+        name: json.loads((root / "metrics" / f"{name}.json").read_text()) for name in ("sft", "eval_base", "eval_sft")
+    }
+    return ToyInputs(
+        params=params,
+        runs=runs,
+        followups=followups,
+        sft=metrics["sft"],
+        base_eval=metrics["eval_base"],
+        sft_eval=metrics["eval_sft"],
+        **read_row_summaries(root, runs, followups, compared_frames(params)),
     )
-    ax.set_xticks([0, 1], labels)
-    ax.set_xlim(-0.3, 1.3)
-    ax.set_ylabel(ylabel)
-    return save_figure(fig, ax, target, title=title, legend_size=7)
+
+
+def read_row_summaries(root: Path, runs: Sequence[Run], followups: Sequence[Run], frames: tuple[int, int]) -> dict:
+    """ToyInputs' summaries of the per-row eval outputs (data/eval/sft/, runs/<name>/eval/: DVC-tracked, not in
+    git; toy/metrics/toy.json keeps what is read from them)."""
+    few, many = frames
+    registered = {"sft": root / "data" / "eval" / "sft", **{r.name: root / "runs" / r.name / "eval" for r in runs}}
+    every = {**registered, **{r.name: root / "runs" / r.name / "eval" for r in followups}}
+    return {
+        "order_families": {n: family_scores(d / f"order@{few}.jsonl") for n, d in every.items()},
+        "order_answers": {n: answer_concentration(d / f"order@{few}.jsonl") for n, d in every.items()},
+        "long_answers": {
+            f: {n: answer_concentration(d / f"long@{f}.jsonl") for n, d in registered.items()} for f in (few, many)
+        },
+    }
+
+
+@dataclass
+class ToyReport:
+    """Everything reports/toy.md shows. ``metrics`` is toy/metrics/toy.json: the four verdicts, the secondary
+    comparisons and the diagnostics, as data; the other fields are what only the Markdown needs."""
+
+    metrics: dict
+    params: dict  # the profile's section of toy/params.yaml: the design's numbers
+    few: int  # frames in training, and the primary metric's count
+    many: int  # the most frames evaluated
+    smooth: int  # steps per moving average in the curves and the length rule
+    seeds: list[int]
+    methods: list[str]  # every method run, registered and follow-up, in order
+    protocol: str  # the evals' generation protocol
+    starting_point: dict[str, dict]  # base, sft -> order / static @ few, long @ few, long @ many
+    every_run: list[dict]  # one row per registered run
+    sft: dict  # metrics/sft.json
+    base_minutes: float  # SFT and the base and SFT evals
+    why_no_order_gain: dict | None
+    why_no_frames_gain: dict | None
+
+
+def eval_score(metrics: dict, benchmark: str, frames: int) -> float | None:
+    return (metrics["frames"].get(str(frames), {}).get(benchmark) or {}).get("score")
+
+
+def analyze(inputs: ToyInputs, smooth: int = SMOOTH_STEPS) -> ToyReport:
+    """Judge the four observations by the pre-registered rules and gather the report's tables."""
+    runs, everyone = inputs.runs, [*inputs.runs, *inputs.followups]
+    few, many = inputs.frames
+    methods = list(dict.fromkeys(r.method for r in everyone))
+    trend = accuracy_trend(runs)
+    obs3 = paired(runs, "order", few)
+    obs4 = frames_gain(runs, "long", few, many)
+    diagnostics = bonus_diagnostics(everyone)
+    followup = {
+        m: {"order": paired(everyone, "order", few, method=m), "static": paired(everyone, "static", few, method=m)}
+        for m in methods
+        if m not in ("tgrpo", "grpo")
+    }
+    metrics = {
+        "accuracy_trend": trend,
+        "length_shape": length_shape(runs, smooth),
+        "tgrpo_vs_grpo": obs3,
+        "tgrpo_vs_grpo_static": paired(runs, "static", few),
+        "tgrpo_vs_grpo_long": paired(runs, "long", many),
+        "frames": obs4,
+        "frames_control": frames_gain(runs, "order", few, many),  # 4-state clips: both counts sample the same frames
+        "bonus_diagnostics": diagnostics,
+        "followup": followup,
+        "order_families": method_families(inputs.order_families, everyone),
+        "answer_concentration": inputs.order_answers,
+        "long_answer_concentration": inputs.long_answers,
+        "rl_and_eval_minutes": round(sum(r.seconds() for r in everyone) / 60, 1),
+    }
+    protocol = inputs.sft_eval["protocol"]
+    return ToyReport(
+        metrics=metrics,
+        params=inputs.params,
+        few=few,
+        many=many,
+        smooth=smooth,
+        seeds=sorted({r.seed for r in runs}),
+        methods=methods,
+        protocol=protocol["label"] if "label" in protocol else protocol.get("name"),
+        starting_point={
+            name: {
+                "order": eval_score(m, "order", few),
+                "static": eval_score(m, "static", few),
+                "long_few": eval_score(m, "long", few),
+                "long_many": eval_score(m, "long", many),
+            }
+            for name, m in (("base", inputs.base_eval), ("sft", inputs.sft_eval))
+        },
+        every_run=[
+            {
+                "name": r.name,
+                "method": r.method,
+                "seed": r.seed,
+                **trend["per_run"][r.name],
+                "order": r.score("order", few),
+                "static": r.score("static", few),
+                "long_few": r.score("long", few),
+                "long_many": r.score("long", many),
+                "minutes": r.seconds() / 60,
+            }
+            for r in runs
+        ],
+        sft=inputs.sft,
+        base_minutes=sum(
+            float(m.get(key) or 0)
+            for m, key in ((inputs.sft, "train_runtime_s"), (inputs.sft_eval, "seconds"), (inputs.base_eval, "seconds"))
+        )
+        / 60,
+        why_no_order_gain=why_no_order_gain(obs3, inputs.order_answers, diagnostics, followup),
+        why_no_frames_gain=why_no_frames_gain(obs4, inputs.long_answers, few, many),
+    )
