@@ -28,7 +28,7 @@ def main() -> None:
     names = [*experiment["runs"], *(experiment.get("followup") or {})]
     missing = [n for n in names if not (Path("runs") / n / "eval.json").is_file()]
     if missing:
-        sys.exit(f"toy_report: runs without an eval yet: {missing} (dvc repro toy/dvc.yaml runs them)")
+        sys.exit(f"toy_report: runs without an eval yet: {missing} (`cd toy && dvc repro` runs them)")
 
     inputs = load_inputs(Path("."), toy, experiment)
     report = analyze(inputs)
