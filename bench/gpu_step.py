@@ -16,13 +16,12 @@ as the issue states it). Results: ``--out`` + ``.json`` / ``.md``: by default ``
 is set (the device machine's folder that comes back), else ``bench/results/gpu_step``.
 
 Made to run on the lent GPU's image as it is (``bench/device/run.sh``; bench/README.md): it imports only torch,
-transformers, tokenizers and numpy besides the leaf modules of videor1 it needs (no git, no network; no av, jiwer,
-nltk, rouge-score or vllm), puts the repository root on ``sys.path`` itself, writes the plan before it builds
-anything and the record again after every stage, so a stage that fails (out of memory, say) leaves the other's
+transformers, tokenizers and numpy besides ``bench.harness`` and the leaf modules of videor1 it needs (no git, no
+network; no av, jiwer, nltk, rouge-score or vllm), writes the plan before it builds anything and the record again after every stage, so a stage that fails (out of memory, say) leaves the other's
 figures and its own error in the outputs (and the exit status is 1).
 
     bash bench/device/run.sh                   # on the GPU (~3 minutes with model init); outputs in $OUT
-    python bench/gpu_step.py --tiny --out /tmp/gpu_step   # the same code on this CPU at toy size (a smoke test)
+    python -m bench.gpu_step --tiny --out /tmp/gpu_step   # the same code on this CPU at toy size (a smoke test)
 """
 
 from __future__ import annotations
@@ -30,32 +29,24 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import hashlib
 import json
 import os
-import platform
 import sys
 import time
 import traceback
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # ``python bench/gpu_step.py`` puts bench/ on the path, not the root
-    sys.path.insert(0, str(REPO))
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration  # noqa: E402
-
-import videor1  # noqa: E402,F401  (the torchvision fix; harmless where torchvision is absent)
-from videor1.models.loading import ATTENTION, check_attention  # noqa: E402
-from videor1.models.rope import use_reference_positions  # noqa: E402
-from videor1.plan import CONFIGS, ModelShape, PeakTensorMemory, RunShape, plan_memory  # noqa: E402
-from videor1.rl.algorithm import policy_loss  # noqa: E402
-from videor1.rl.policy import completion_batch, completion_logprobs, separate_logprobs  # noqa: E402
-
-# The code measured, without git (the device machine's copy of the tree has no .git): a digest of these files
-CODE_FILES = ("videor1/**/*.py", "videor1/configs/*.json", "bench/gpu_step.py", "bench/device/*")
+import videor1  # noqa: F401  (the torchvision fix; harmless where torchvision is absent)
+from bench import harness
+from videor1.models.loading import ATTENTION, check_attention
+from videor1.models.rope import use_reference_positions
+from videor1.plan import CONFIGS, ModelShape, PeakTensorMemory, RunShape, plan_memory
+from videor1.rl.algorithm import policy_loss
+from videor1.rl.policy import completion_batch, completion_logprobs, separate_logprobs
 
 TINY_TEXT = dict(
     hidden_size=128,
@@ -185,48 +176,11 @@ def forward_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def code_version() -> dict:
-    """A digest of the code measured (``CODE_FILES``: path and bytes, sorted; ``--code-version`` prints it, so a
-    session can tell its tree from the record) and the commit where a ``.git`` directory is there to read (no git
-    binary is run)."""
-    digest = hashlib.sha256()
-    files = sorted(
-        {p for pattern in CODE_FILES for p in REPO.glob(pattern) if p.is_file() and "__pycache__" not in p.parts}
-    )
-    for path in files:
-        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return {"sha256": digest.hexdigest(), "files": len(files), "commit": read_commit(REPO / ".git")}
-
-
-def read_commit(git: Path) -> str | None:
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head
-        ref = head[5:]
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip()
-        for line in (git / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + ref):
-                return line.split()[0]
-    except OSError:  # no .git (the device machine), or a worktree's .git file
-        pass
-    return None
-
-
 def machine_info(device: torch.device) -> dict:
     import numpy
     import transformers
 
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "numpy": numpy.__version__,
-        "cuda": torch.version.cuda,
-    }
+    info = harness.machine_info(transformers=transformers.__version__, numpy=numpy.__version__, cuda=torch.version.cuda)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(
@@ -239,10 +193,8 @@ def machine_info(device: torch.device) -> dict:
 
 
 def write_outputs(out: Path, record: dict) -> None:
-    """The JSON record and the Markdown summary, written again after every stage."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
-    out.with_suffix(".md").write_text(markdown(record))
+    """The JSON record and the Markdown summary (``bench.harness.write``), written again after every stage."""
+    harness.write(out.name, record, markdown(record).splitlines(), out=out.parent)
 
 
 def markdown(record: dict) -> str:
@@ -256,8 +208,7 @@ def markdown(record: dict) -> str:
         f"{record['steps']} timed steps after a warm-up (seconds: the fastest); MFU against "
         f"{record['peak_tflops']:g} TFLOP/s.",
         "",
-        f"torch {m['torch']} (CUDA {m['cuda']}), transformers {m['transformers']}, Python {m['python']}; code "
-        f"sha256 `{record['code']['sha256'][:16]}`, commit `{record['code']['commit'] or 'unknown'}`.",
+        f"transformers {m['transformers']}, CUDA {m['cuda']}" + (f", {m['gpu']}" if "gpu" in m else "") + ".",
         "",
         "| stage | status | seconds | peak GiB | plan GiB | plan/measured | model TFLOP | TFLOP/s | MFU | HFU |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -299,9 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the model's attn_implementation (videor1.models.loading.check_attention)",
     )
     ap.add_argument("--peak-tflops", type=float, default=790.0)
-    default_out = (
-        Path(os.environ["OUT"]) / "gpu_step" if os.environ.get("OUT") else REPO / "bench" / "results" / "gpu_step"
-    )
+    default_out = Path(os.environ["OUT"]) / "gpu_step" if os.environ.get("OUT") else harness.RESULTS / "gpu_step"
     ap.add_argument(
         "--out",
         default=str(default_out),
@@ -311,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan-only", action="store_true", help="write the plan (the record before any step) and exit")
     args = ap.parse_args(argv)
     if args.code_version:
-        print(json.dumps(code_version()))
+        print(json.dumps(harness.code_version()))
         return 0
     stages = [s for s in args.stages.split(",") if s]
     if not stages or not set(stages) <= {"rl", "sft"}:
@@ -374,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_tflops": args.peak_tflops,
         "tiny": args.tiny,
         "results": results,
-        "code": code_version(),
+        "code": harness.code_version(),
         "machine": machine_info(device),
         "argv": sys.argv[1:],
     }

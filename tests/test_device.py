@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -191,10 +190,11 @@ print(json.dumps(out))
     there = json.loads((out / "rope.json").read_text())
     here_out = tmp_path / "rope-here.json"
     here = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "device" / "rope_check.py"), "--out", str(here_out)],
+        [sys.executable, "-m", "bench.device.rope_check", "--out", str(here_out)],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=REPO,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert here.returncode == 0, here.stderr[-3000:]
@@ -211,10 +211,9 @@ print(json.dumps(out))
 
 
 def code_version() -> dict:
-    spec = importlib.util.spec_from_file_location("_gpu_step", REPO / "bench" / "gpu_step.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.code_version()
+    from bench.harness import code_version
+
+    return code_version()
 
 
 def test_the_device_command_line_is_short_and_the_readme_gives_it():

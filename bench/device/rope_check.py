@@ -16,7 +16,7 @@ every call of the language model received (a forward hook), so what counts is wh
 - ``native``: transformers' own ``get_rope_index`` (not the reference rule), for information only: it differs
   between releases, which is why the project replaces it.
 
-    python bench/device/rope_check.py [--out FILE]       # JSON on stdout or in FILE
+    python -m bench.device.rope_check [--out FILE]       # JSON on stdout or in FILE
 
 Exits 1 if the forward's positions are not ``reference_rope_index``'s (the patch did not take).
 """
@@ -29,19 +29,14 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-for path in (REPO, REPO / "bench"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+import torch
+import transformers
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from gpu_step import TINY_TEXT, TINY_VISION, completions, video_prompt  # noqa: E402
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration  # noqa: E402
-
-from videor1.models.rope import IMAGE, TEXT, VIDEO, reference_rope_index, use_reference_positions  # noqa: E402
-from videor1.plan import CONFIGS  # noqa: E402
-from videor1.rl.policy import completion_logprobs  # noqa: E402
+from bench.gpu_step import TINY_TEXT, TINY_VISION, completions, video_prompt
+from videor1.models.rope import IMAGE, TEXT, VIDEO, reference_rope_index, use_reference_positions
+from videor1.plan import CONFIGS
+from videor1.rl.policy import completion_logprobs
 
 
 def tiny_config() -> Qwen2_5_VLConfig:

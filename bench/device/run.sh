@@ -21,9 +21,9 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTHONDON
   command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi
   "$PY" -c 'import sys, torch, transformers; print(sys.version); print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available()); print("transformers", transformers.__version__)'
 } >"$OUT/env.txt" 2>&1
-"$PY" bench/gpu_step.py --out "$OUT/gpu_step" "$@" 2>&1 | tee "$OUT/gpu_step.log"
+"$PY" -m bench.gpu_step --out "$OUT/gpu_step" "$@" 2>&1 | tee "$OUT/gpu_step.log"
 rc=${PIPESTATUS[0]}
 # CPU only, a few seconds: the positions the model uses under the image's transformers (compare with this machine's)
-CUDA_VISIBLE_DEVICES= "$PY" bench/device/rope_check.py --out "$OUT/rope.json" >"$OUT/rope.log" 2>&1 || echo "rope_check failed: $OUT/rope.log"
+CUDA_VISIBLE_DEVICES= "$PY" -m bench.device.rope_check --out "$OUT/rope.json" >"$OUT/rope.log" 2>&1 || echo "rope_check failed: $OUT/rope.log"
 tail -n 1 "$OUT/rope.log"
 exit "$rc"
