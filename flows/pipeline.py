@@ -72,12 +72,10 @@ def pipeline(
     logger = get_run_logger()
     root = Path(project or os.getcwd()).resolve()
     settings = orchestration_params(root)
-    remote = remote or settings.get("remote")
+    remote = remote or settings.remote
     checkout = None
     if remote:  # the same branch on a retry of this flow run: finished stages are found there and skipped
-        checkout = RunCheckout(
-            root, f"{BRANCH_PREFIX}{flow_run.get_name() or 'local'}", remote, settings.get("git_remote") or "origin"
-        )
+        checkout = RunCheckout(root, f"{BRANCH_PREFIX}{flow_run.get_name() or 'local'}", remote, settings.git_remote)
         checkout.start()
         logger.info(
             f"run branch {checkout.branch} on git remote {checkout.git_remote!r}, data on DVC remote {remote!r}"

@@ -17,17 +17,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed, State
 
 from flows.checkout import RunCheckout, dvc_repo, run_on_checkout  # absolute: Prefect loads entrypoints by file path
+from videor1.params.load import ParamsFile
+from videor1.params.orchestration import OrchestrationParams
 
 DVC = [sys.executable, "-m", "dvc"]
 
 
-def orchestration_params(project: Path) -> dict:
-    return (yaml.safe_load((project / "params.yaml").read_text()) or {}).get("orchestration") or {}
+def orchestration_params(project: Path) -> OrchestrationParams:
+    """params.yaml's `orchestration` section, checked (a bad value fails the flow before any stage starts)."""
+    return ParamsFile.read(project / "params.yaml").orchestration()
 
 
 def up_to_date(stage: str, project: Path) -> bool:
@@ -94,9 +96,7 @@ def stages(
     if handoff:  # the run's params, not whatever this checkout held before
         RunCheckout(root, **handoff).sync()
     p = orchestration_params(root)
-    python = p.get("gpu_python") if pool == "gpu" else None
-    runner = run_stage.with_options(
-        retries=int(p.get("retries", 0)), retry_delay_seconds=float(p.get("retry_delay_seconds", 0))
-    )
+    python = p.gpu_python if pool == "gpu" else None
+    runner = run_stage.with_options(retries=p.retries, retry_delay_seconds=p.retry_delay_seconds)
     results = {stage: runner(stage, str(root), python, handoff) for stage in stages}
     return {stage: r.result() if isinstance(r, State) else r for stage, r in results.items()}  # "ran" | "skipped"

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from videor1.cot import ScriptedTeacher
 from videor1.io import atomic_path
-from videor1.models import (
-    TinyModelConfig,
-    build_processor,
-    build_tiny_model,
-    build_tokenizer,
-    check_model_dir,
-    save_model_dir,
-)
+from videor1.models import build_processor, build_tiny_model, build_tokenizer, check_model_dir, save_model_dir
+from videor1.params import BaseModelParams
 from videor1.prompts import prompt_text
 
-from .params import set_threads, stage_params
+from .params import config, set_threads
 
 OUT = Path("models/base")
 
@@ -43,36 +39,35 @@ def tokenizer_corpus(row_files: list[str], rationale_facts: str | None = None) -
     return texts
 
 
-def build_tiny(p: dict) -> None:
-    tok = p["tokenizer"]
+def build_tiny(cfg: BaseModelParams) -> None:
+    tok = cfg.tokenizer
     tokenizer = build_tokenizer(
-        tok["kind"],
-        corpus=tokenizer_corpus(tok.get("corpus", []), tok.get("rationale_facts")),
-        vocab_size=tok["vocab_size"],
+        tok.kind, corpus=tokenizer_corpus(tok.corpus, tok.rationale_facts), vocab_size=tok.vocab_size
     )
-    model = build_tiny_model(TinyModelConfig(seed=p["seed"], **p["model"]), tokenizer)
-    processor = build_processor(tokenizer, **p["processor"])
+    model = build_tiny_model(cfg.tiny_model(), tokenizer)
+    processor = build_processor(tokenizer, **asdict(cfg.processor))
     save_model_dir(model, processor, OUT)
     n_params = sum(t.numel() for t in model.parameters())
     print(f"tiny Qwen2.5-VL: {n_params:,} parameters, vocabulary {len(tokenizer)} -> {OUT}")
 
 
-def link_local(p: dict) -> None:
-    source = check_model_dir(p["path"]).resolve()  # raises naming the missing directory or file
+def link_local(path: str) -> None:
+    try:
+        source = check_model_dir(path).resolve()
+    except FileNotFoundError as err:
+        sys.exit(f"base_model: {err}")
     with atomic_path(OUT) as tmp:
         os.symlink(source, tmp, target_is_directory=True)
     print(f"{OUT} -> {source}")
 
 
 def main() -> None:
-    p = stage_params("base_model")
-    set_threads(p.get("threads", 1))
-    if p["kind"] == "tiny":
-        build_tiny(p)
-    elif p["kind"] == "local":
-        link_local(p)
+    cfg = config("base_model")
+    set_threads(cfg.threads)
+    if cfg.kind == "tiny":
+        build_tiny(cfg)
     else:
-        raise SystemExit(f"base_model.kind must be 'tiny' or 'local', got {p['kind']!r}")
+        link_local(cfg.path)
 
 
 if __name__ == "__main__":

@@ -9,41 +9,32 @@ from pathlib import Path
 from videor1.eval import render_eval_report
 from videor1.io import write_text
 
-from .params import load_params, stage_params
+from .params import config
 
 OUT = Path("reports/eval.md")
+RL_METRICS = Path("metrics/rl.json")
 
 
 def main() -> None:
-    params = load_params()
-    p = stage_params("eval_report")
+    cfg = config("eval_report", name="eval report")
     evals = []
-    for model in params["eval_models"]:
+    for model in cfg.models:
         f = Path("metrics") / f"eval_{model}.json"
         if not f.is_file():
             sys.exit(f"eval report: {f} does not exist (run `dvc repro evaluate@{model}`)")
         evals.append(json.loads(f.read_text()))
-    paper_frames = {int(k): int(v) for k, v in (p.get("paper_frames") or {}).items()}
-    paper_rows = dict(p.get("paper_rows") or {})
-    rl_metrics = Path("metrics/rl.json")
-    if (
-        "rl" in paper_rows
-        and "grpo" in paper_rows
-        and rl_metrics.is_file()
-        and json.loads(rl_metrics.read_text()).get("temporal") is False
-    ):
+    paper_rows = dict(cfg.paper_rows)
+    grpo = RL_METRICS.is_file() and json.loads(RL_METRICS.read_text()).get("temporal") is False
+    if grpo and "rl" in paper_rows and "grpo" in paper_rows:
         paper_rows["rl"] = paper_rows["grpo"]  # `rl.train.temporal: false` trained the GRPO ablation
-    notes = list(p.get("notes") or [])
-    write_text(
-        OUT,
-        render_eval_report(
-            evals,
-            paper_models=paper_rows,
-            paper_frames=paper_frames,
-            title=f"Evaluation ({params['profile']} profile)",
-            notes=notes,
-        ),
+    report = render_eval_report(
+        evals,
+        paper_models=paper_rows,
+        paper_frames=cfg.paper_frames,
+        title=f"Evaluation ({cfg.profile} profile)",
+        notes=list(cfg.notes),
     )
+    write_text(OUT, report)
     print(f"wrote {OUT}")
 
 

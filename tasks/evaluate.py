@@ -30,30 +30,24 @@ from tqdm import tqdm
 from videor1.data.rows import read_rows
 from videor1.distributed import gpu_groups
 from videor1.eval import EvalRun, benchmark_key, evaluate_rows, run_fingerprint, summarize
-from videor1.eval.parallel import EvalJob, ShardedStore, check_nproc, plan_units, run_pool
-from videor1.eval.protocol import EvalProtocol, resolve_protocol
+from videor1.eval.parallel import EvalJob, ShardedStore, plan_units, run_pool
+from videor1.eval.protocol import EvalProtocol
 from videor1.generation import make_backend
-from videor1.io import write_json
+from videor1.io import write_json, write_run_record
 from videor1.media import FrameCache, MediaError
-from videor1.models import check_attention, check_model_dir, model_signature
+from videor1.models import check_model_dir, model_signature
+from videor1.params import EvalParams
 
-from .params import set_threads, stage_params
+from .params import config, set_threads
 
 
 def _pct(x: float | None) -> float | None:
     return None if x is None else round(100 * x, 2)
 
 
-def protocol_of(p: dict) -> EvalProtocol:
-    try:
-        return resolve_protocol(p.get("protocol", "reference"), p.get("protocol_overrides"))
-    except ValueError as err:
-        sys.exit(f"evaluate: {err}")
-
-
-def frame_cache(p: dict) -> FrameCache | None:
-    c = p.get("frame_cache") or {}
-    return FrameCache(c["dir"], int(c.get("max_gb", 20) * 2**30)) if c.get("dir") else None
+def frame_cache(cfg: EvalParams) -> FrameCache | None:
+    c = cfg.frame_cache
+    return FrameCache(c.dir, int(c.max_gb * 2**30)) if c is not None and c.dir else None
 
 
 def warm_frames(
@@ -108,113 +102,93 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def checked_nproc(p: dict) -> int:
-    """``eval.nproc`` (and the transformers backend's attention), refused in one line before any work."""
-    try:
-        if p.get("backend") == "transformers":
-            check_attention(p.get("attn_implementation", "sdpa"))
-        return check_nproc(p.get("nproc", 1))
-    except ValueError as err:
-        sys.exit(f"evaluate: {err}")
-
-
-def worker_devices(p: dict, nproc: int) -> list[str] | None:
+def worker_devices(cfg: EvalParams) -> list[str] | None:
     """Each worker's CUDA_VISIBLE_DEVICES on GPUs (``tensor_parallel_size`` GPUs each), None on CPU or alone."""
-    if nproc == 1 or not str(p.get("device", "cpu")).startswith("cuda"):
+    if cfg.nproc == 1 or not cfg.device.startswith("cuda"):
         return None
-    try:
-        return gpu_groups(nproc, int(p.get("tensor_parallel_size", 1)))
-    except ValueError as err:
-        sys.exit(f"evaluate: eval.nproc: {err}")
+    return gpu_groups(cfg.nproc, cfg.tensor_parallel_size)  # enough GPUs: checked with the config
 
 
-def backend_kwargs(p: dict, *, device: str) -> dict:
+def backend_kwargs(cfg: EvalParams, *, device: str) -> dict:
     return dict(
-        batch_size=p["batch_size"],
+        batch_size=cfg.batch_size,
         device=device,
-        dtype=p.get("dtype", "float32"),
-        tensor_parallel_size=p.get("tensor_parallel_size", 1),
-        max_model_len=p.get("max_model_len", 32768),
-        seed=p.get("seed", 0),
-        attn_implementation=p.get("attn_implementation", "sdpa"),
+        dtype=cfg.dtype,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+        max_model_len=cfg.max_model_len,
+        seed=cfg.seed,
+        attn_implementation=cfg.attn_implementation,
     )
 
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     name = args.model
-    p = stage_params("eval")
-    nproc = checked_nproc(p)
-    devices = worker_devices(p, nproc)
-    set_threads(p.get("threads", 1))
+    cfg = config("eval", model_dir=args.model_dir, name="evaluate")
+    devices = worker_devices(cfg)
+    set_threads(cfg.threads)
     try:
         model_dir = check_model_dir(args.model_dir)
     except FileNotFoundError as err:
         sys.exit(f"evaluate: {err}")
-    root = Path(p["benchmarks_dir"])
-    protocol = protocol_of(p)
-    files = {b: root / f"eval_{b}.json" for b in p["benchmarks"]}
+    root = Path(cfg.benchmarks_dir)
+    protocol = cfg.protocol_config()
+    files = {b: root / f"eval_{b}.json" for b in cfg.benchmarks}
     missing = {b: f"benchmark file {f} does not exist" for b, f in files.items() if not f.is_file()}
     for bench, reason in missing.items():
         print(f"evaluate: {bench}: {reason}; the other benchmarks run", file=sys.stderr)
     rows_by_bench = {b: read_rows(f) for b, f in files.items() if b not in missing}
     if not rows_by_bench:
         sys.exit(f"evaluate: no benchmark file found under {root} (eval.benchmarks_dir in params.yaml)")
-    sampling = protocol.sampling(p.get("seed", 0))
+    sampling = protocol.sampling(cfg.seed)
     signature = model_signature(model_dir)
-    cache = frame_cache(p)
+    cache = frame_cache(cfg)
     # N workers: a video is decoded for every frame count by whichever worker needs it first (no serial warm-up)
-    warm = tuple(protocol.rules(f) for f in p["frames"]) if cache is not None and nproc > 1 else ()
+    warm = tuple(protocol.rules(f) for f in cfg.frames) if cache is not None and cfg.nproc > 1 else ()
     runs = {
         f: EvalRun(
             media_root=root,
             rules=protocol.rules(f),
             sampling=sampling,
-            batch_size=p["batch_size"],
-            media_workers=p.get("media_workers", 2),
+            batch_size=cfg.batch_size,
+            media_workers=cfg.media_workers,
             wording=protocol.wording,
             frame_cache=cache,
             warm_rules=warm,
         )
-        for f in p["frames"]
+        for f in cfg.frames
     }
-    out_dir = args.results
     stores = {
-        (b, f): ShardedStore(out_dir / f"{b}@{f}.jsonl", run_fingerprint(runs[f], rows, signature, p["backend"]))
+        (b, f): ShardedStore(args.results / f"{b}@{f}.jsonl", run_fingerprint(runs[f], rows, signature, cfg.backend))
         for b, rows in rows_by_bench.items()
-        for f in p["frames"]
+        for f in cfg.frames
     }
-    metrics = {
-        "model": name,
-        "protocol": protocol.to_dict(),
-        "frames": {str(f): {} for f in p["frames"]},
-        "nproc": nproc,
-        "generated_now": 0,
-        "frame_cache_seconds": 0.0 if nproc == 1 else None,
-    }
-    total = len(p["frames"]) * sum(len(r) for r in rows_by_bench.values())
+    # how this run went (never part of the metrics, which the same inputs reproduce byte for byte)
+    run = {"nproc": cfg.nproc, "generated_now": 0, "frame_cache_seconds": 0.0 if cfg.nproc == 1 else None}
+    total = len(cfg.frames) * sum(len(r) for r in rows_by_bench.values())
     start = time.perf_counter()
     results: dict[tuple[str, int], list[dict]] = {}
     with tqdm(total=total, desc=f"eval {name}", unit="row", dynamic_ncols=True) as bar:
-        if nproc == 1:
-            backend = make_backend(p["backend"], str(model_dir), **backend_kwargs(p, device=p.get("device", "cpu")))
+        if cfg.nproc == 1:
+            backend = make_backend(cfg.backend, str(model_dir), **backend_kwargs(cfg, device=cfg.device))
             for bench, rows in rows_by_bench.items():  # one benchmark's videos in the cache at a time suffice
                 if cache is not None:
                     t0 = time.perf_counter()
-                    warm_frames(cache, rows, root, protocol, p["frames"], p.get("media_workers", 2))
-                    metrics["frame_cache_seconds"] += round(time.perf_counter() - t0, 2)
-                for frames in p["frames"]:
+                    warm_frames(cache, rows, root, protocol, cfg.frames, cfg.media_workers)
+                    run["frame_cache_seconds"] = round(run["frame_cache_seconds"] + time.perf_counter() - t0, 2)
+                for frames in cfg.frames:
                     store = stores[(bench, frames)]
                     store.load(rows)  # parts a killed N-process run left are merged in first
                     results[(bench, frames)], generated = evaluate_rows(
                         rows, backend, runs[frames], store.main, on_progress=bar.update
                     )
                     store.merge(rows)  # rows in row order, as N processes leave them
-                    metrics["generated_now"] += generated
+                    run["generated_now"] += generated
         else:
-            results = run_workers(p, nproc, devices, model_dir, rows_by_bench, runs, stores, metrics, bar)
+            results = run_workers(cfg, devices, model_dir, rows_by_bench, runs, stores, run, bar)
+    metrics = {"model": name, "protocol": protocol.to_dict(), "frames": {str(f): {} for f in cfg.frames}}
     for (bench, frames), rows_done in results.items():
-        summary = summarize(bench, rows_done, task_field=p.get("task_field", "data_source"), mra=protocol.mra)
+        summary = summarize(bench, rows_done, task_field=cfg.task_field, mra=protocol.mra)
         metrics["frames"][str(frames)][benchmark_key(bench)] = benchmark_entry(summary)
     for per_bench in metrics["frames"].values():
         for bench, reason in missing.items():
@@ -222,9 +196,10 @@ def main(argv: list[str]) -> None:
         scores = [e["score"] for e in per_bench.values() if e["score"] is not None]
         per_bench["mean"] = round(sum(scores) / len(scores), 2) if scores else None
     seconds = time.perf_counter() - start
-    metrics["seconds"] = round(seconds, 2)
-    metrics["rows_per_second"] = round(metrics["generated_now"] / seconds, 3) if metrics["generated_now"] else None
+    run["seconds"] = round(seconds, 2)
+    run["rows_per_second"] = round(run["generated_now"] / seconds, 3) if run["generated_now"] else None
     write_json(args.metrics, metrics)
+    write_run_record(f"evaluate@{name}", run)
     for frames, per in metrics["frames"].items():
         print(
             f"{name} @ {frames} frames ({protocol.label}): "
@@ -234,40 +209,39 @@ def main(argv: list[str]) -> None:
 
 
 def run_workers(
-    p: dict,
-    nproc: int,
+    cfg: EvalParams,
     devices: list[str] | None,
     model_dir: Path,
     rows_by_bench: dict,
     runs: dict,
     stores: dict,
-    metrics: dict,
+    run: dict,
     bar,
 ) -> dict:
-    """Every missing batch on ``nproc`` worker processes, then the parts merged into the outputs; exits (after the
-    merge) when a worker died, naming it and the rows left for the next run."""
+    """Every missing batch on ``cfg.nproc`` worker processes, then the parts merged into the outputs; exits (after
+    the merge) when a worker died, naming it and the rows left for the next run."""
     done = {key: store.load(rows_by_bench[key[0]]) for key, store in stores.items()}
-    device = "cuda" if devices is not None else p.get("device", "cpu")  # a worker sees its GPU(s) from cuda:0
+    device = "cuda" if devices is not None else cfg.device  # a worker sees its GPU(s) from cuda:0
     job = EvalJob(
-        backend=p["backend"],
+        backend=cfg.backend,
         model_dir=str(model_dir),
-        backend_kwargs=backend_kwargs(p, device=device),
+        backend_kwargs=backend_kwargs(cfg, device=device),
         rows=rows_by_bench,
         runs=runs,
         outputs={key: str(s.path) for key, s in stores.items()},
-        threads=p.get("threads", 1),
-        batch_size=p["batch_size"],
-        media_workers=p.get("media_workers", 2),
+        threads=cfg.threads,
+        batch_size=cfg.batch_size,
+        media_workers=cfg.media_workers,
     )
     units = plan_units(job, done)
     bar.update(sum(len(d) for d in done.values()))
 
     def on_done(unit, _worker: int) -> None:
-        metrics["generated_now"] += len(unit.write)
+        run["generated_now"] += len(unit.write)
         bar.update(len(unit.write))
 
     try:
-        pool = run_pool(job, units, nproc, devices=devices, on_done=on_done)
+        pool = run_pool(job, units, cfg.nproc, devices=devices, on_done=on_done)
     finally:  # whatever happened, what the workers wrote goes into the outputs
         done = {key: store.merge(rows_by_bench[key[0]]) for key, store in stores.items()}
     left = sum(len(rows_by_bench[key[0]]) - len(d) for key, d in done.items())
@@ -275,7 +249,7 @@ def run_workers(
         print(f"evaluate: {line}", file=sys.stderr)
     if pool.failures or left:
         sys.exit(
-            f"evaluate: {left} rows not generated ({len(pool.failures)} of {min(nproc, len(units))} workers "
+            f"evaluate: {left} rows not generated ({len(pool.failures)} of {min(cfg.nproc, len(units))} workers "
             "failed); what was written is kept: rerun the stage to generate only the missing rows"
         )
     return {key: [d[r["problem_id"]] for r in rows_by_bench[key[0]]] for key, d in done.items()}

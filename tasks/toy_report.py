@@ -15,7 +15,7 @@ from videor1.reports.toy import analyze, load_inputs
 from videor1.reports.toy_figures import draw_figures
 from videor1.reports.toy_markdown import render_markdown
 
-from .params import load_params
+from .params import config, load_params
 
 OUT = Path("../reports/toy.md")
 FIGURES = Path("../reports/toy-figures")
@@ -23,9 +23,10 @@ SUMMARY = Path("metrics/toy.json")  # the verdicts and numbers as data, beside t
 
 
 def main() -> None:
-    params = load_params()
-    toy, experiment = params[params["profile"]], params["experiment"]
-    names = [*experiment["runs"], *(experiment.get("followup") or {})]
+    experiment = config("toy_report").experiment  # checked before any work
+    params = load_params()  # the design's numbers the report quotes (model widths, steps, lr), as written
+    toy = params[params["profile"]]
+    names = [*experiment.runs, *experiment.followup]
     missing = [n for n in names if not (Path("runs") / n / "eval.json").is_file()]
     if missing:
         sys.exit(f"toy_report: runs without an eval yet: {missing} (`cd toy && dvc repro` runs them)")

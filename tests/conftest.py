@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -244,21 +245,88 @@ def sh(cwd: Path, *args: str, check: bool = True, env: dict | None = None) -> su
     return out
 
 
-@pytest.fixture
-def project(tmp_path) -> Path:
+def new_project(where: Path) -> Path:
     """A fresh copy of the project (git + DVC initialised) with a small synthetic set and short training."""
     for name in PROJECT_FILES:
         src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, where / name)
+    params = yaml.safe_load((where / "params.yaml").read_text())
     params["tiny"]["synth"].update(train_video_rows=12, train_image_rows=10, eval_rows_per_benchmark=2)
     params["tiny"]["sft"]["train"].update(max_steps=8, save_steps=4)
     params["tiny"]["rl"]["train"].update(steps=4, save_steps=2)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(tmp_path, "git", "init", "-q")
-    sh(tmp_path, sys.executable, "-m", "dvc", "init", "-q")
-    sh(tmp_path, sys.executable, "-m", "dvc", "config", "core.analytics", "false")
-    return tmp_path
+    (where / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(where, "git", "init", "-q")
+    sh(where, sys.executable, "-m", "dvc", "init", "-q")
+    sh(where, sys.executable, "-m", "dvc", "config", "core.analytics", "false")
+    return where
+
+
+def kill_when(proc: subprocess.Popen, ready, *, within: float, group: bool = False, poll: float = 0.01) -> None:
+    """SIGKILL ``proc`` (with ``group``: its whole process group) as soon as ``ready()`` holds, once it has exited,
+    or after ``within`` seconds, whichever comes first; then reap it, within a minute (SIGKILL is never ignored)."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(poll)
+    if group:
+        with contextlib.suppress(ProcessLookupError):  # the group has already left
+            os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    return new_project(tmp_path)
+
+
+def shared_project(tmp_path_factory, name: str, build) -> Path:
+    """A project state built once per test run and shared by the pytest-xdist workers: the first worker to ask
+    builds it (``build(path)``) under a file lock, the others wait for it. Tests copy it (``copy_project``), never
+    change it."""
+    from filelock import FileLock
+
+    # each worker's basetemp is <run>/popen-gwN: the run's directory is their common parent
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+    template, done = root / f"template-{name}", root / f"template-{name}.done"
+    with FileLock(str(root / f"template-{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(template, ignore_errors=True)  # a build cut off by a failure starts over
+            template.mkdir()
+            build(template)
+            done.touch()
+    return template
+
+
+def copy_project(template: Path, where: Path) -> Path:
+    shutil.copytree(template, where, symlinks=True, dirs_exist_ok=True)
+    return where
+
+
+@pytest.fixture(scope="session")
+def collected_project(tmp_path_factory) -> Path:
+    """The project after `dvc repro base_model collect` (synth, the tiny model, the collected rows)."""
+
+    def build(where: Path) -> None:
+        new_project(where)
+        sh(where, sys.executable, "-m", "dvc", "repro", "base_model", "collect")
+
+    return shared_project(tmp_path_factory, "collected", build)
+
+
+@pytest.fixture(scope="session")
+def filtered_project(tmp_path_factory, collected_project) -> Path:
+    """... and after `dvc repro filter` (the scripted teacher's CoT, filtered): what sft trains on."""
+
+    def build(where: Path) -> None:
+        copy_project(collected_project, where)
+        sh(where, sys.executable, "-m", "dvc", "repro", "filter")
+
+    return shared_project(tmp_path_factory, "filtered", build)
 
 
 GIT = ["git", "-c", "user.name=videor1-tests", "-c", "user.email=tests@videor1"]

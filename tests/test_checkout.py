@@ -6,18 +6,16 @@ The same hand-over through Prefect, over an S3 remote, runs in tests/test_orches
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from flows.checkout import RunCheckout, run_on_checkout
 from flows.stages import DVC, stage_env, up_to_date
-from tests.conftest import spanning_setup, tree_digest
+from tests.conftest import kill_when, spanning_setup, tree_digest
 
 BRANCH = "videor1/run/test"
 
@@ -27,7 +25,12 @@ def repro_here(root: Path):
         if up_to_date(stage, root):
             return False
         subprocess.run(
-            [*DVC, "repro", "--single-item", stage], cwd=root, env=stage_env(), check=True, capture_output=True
+            [*DVC, "repro", "--single-item", stage],
+            cwd=root,
+            env=stage_env(),
+            check=True,
+            capture_output=True,
+            timeout=600,
         )
         return True
 
@@ -77,11 +80,8 @@ def test_stages_hand_over_through_the_remote_and_a_cut_push_is_never_taken_for_a
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 300
-    while publish.poll() is None and not objects(remote) and time.monotonic() < deadline:
-        time.sleep(0.001)
-    os.killpg(publish.pid, signal.SIGKILL)
-    assert publish.wait() == -signal.SIGKILL, publish.stdout.read()
+    kill_when(publish, lambda: bool(objects(remote)), within=300, group=True, poll=0.001)
+    assert publish.returncode == -signal.SIGKILL, publish.stdout.read()
     written = objects(remote)
     synth_files = sum(1 for p in (cpu / "data" / "synth").rglob("*") if p.is_file())
     assert 0 < len(written) < synth_files  # cut off half way
@@ -95,7 +95,7 @@ def test_stages_hand_over_through_the_remote_and_a_cut_push_is_never_taken_for_a
     run_on(on_cpu, "synth")  # the branch never recorded synth: it runs again (the same bytes) and is published
     assert (
         subprocess.run(
-            ["git", "log", "--format=%s", f"origin/{BRANCH}"], cwd=cpu, capture_output=True, text=True
+            ["git", "log", "--format=%s", f"origin/{BRANCH}"], cwd=cpu, capture_output=True, text=True, timeout=60
         ).stdout.splitlines()[0]
         == f"{BRANCH}: synth"
     )
@@ -108,6 +108,8 @@ def test_stages_hand_over_through_the_remote_and_a_cut_push_is_never_taken_for_a
     damaged.chmod(0o644)
     damaged.write_bytes(damaged.read_bytes()[:10])
     fresh = tmp_path / "third-machine"
-    subprocess.run(["git", "clone", "-q", "-b", BRANCH, str(tmp_path / "remote.git"), str(fresh)], check=True)
-    pull = subprocess.run([*DVC, "pull", "data/synth"], cwd=fresh, capture_output=True, text=True)
+    subprocess.run(
+        ["git", "clone", "-q", "-b", BRANCH, str(tmp_path / "remote.git"), str(fresh)], check=True, timeout=60
+    )
+    pull = subprocess.run([*DVC, "pull", "data/synth"], cwd=fresh, capture_output=True, text=True, timeout=600)
     assert pull.returncode != 0 and not any((fresh / "data" / "synth").rglob("*.json")), pull.stdout + pull.stderr

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from tests.conftest import REPO, torchrun, torchrun_two_nodes
+from tests.conftest import REPO, kill_when, torchrun, torchrun_two_nodes
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +104,8 @@ def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weight
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and not (tmp_path / "killed" / "step-000002").exists():
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks, mid-run
-    proc.wait()
+    # torchrun and both ranks, mid-run
+    kill_when(proc, lambda: (tmp_path / "killed" / "step-000002").exists(), within=300, group=True)
     assert not (tmp_path / "killed.pt").exists(), "the run finished before it was killed"
     torchrun(2, "rl_train.py", *args("killed"))
     resumed = torch.load(tmp_path / "killed.pt")

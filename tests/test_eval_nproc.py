@@ -228,5 +228,5 @@ def test_nproc_is_checked_before_any_work(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # no model, no data: the check must come first
     (tmp_path / "params.yaml").write_text("profile: tiny\ntiny:\n  eval:\n    nproc: 0\n")
-    with pytest.raises(SystemExit, match="eval.nproc must be a positive integer"):
+    with pytest.raises(SystemExit, match=r"params.yaml: tiny.eval.nproc: must be >= 1 \(got 0\)"):
         evaluate.main(["base"])

@@ -74,7 +74,9 @@ def test_a_gpu_stage_runs_under_the_configured_interpreter(project, tmp_path_fac
     log = env_root / "calls.log"
     gpu_python = _recording_python(env_root / "bin", log)
     env = {**stage_env(str(gpu_python)), "PYTHONPATH": str(project)}
-    subprocess.run([*DVC, "repro", "--single-item", "synth"], cwd=project, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*DVC, "repro", "--single-item", "synth"], cwd=project, env=env, check=True, capture_output=True, timeout=600
+    )
     assert log.read_text().split() == ["-m", "tasks.synth"]  # DVC's `python -m tasks.synth` was that interpreter
     assert (project / "data" / "synth" / "train.json").is_file()
 

@@ -119,28 +119,3 @@ def test_engine_arguments_per_launch_and_refusals_before_any_engine(monkeypatch)
         vllm_engine.engine_args("m", colocated=True, **{**args, "tensor_parallel_size": 2})
     with pytest.raises(ValueError, match="no sleep mode"):
         vllm_engine.engine_args("m", colocated=True, **{**args, "sleep_mode": True})
-
-
-@pytest.mark.parametrize(
-    "knobs, message",
-    [
-        ({"vllm_sleep": "yes"}, "vllm_sleep must be true or false"),
-        ({"vllm_sleep": True, "rollout_backend": "transformers"}, "needs rollout_backend: vllm"),
-        ({"vllm_sleep": True, "rollout_backend": "vllm"}, "CPU build has no sleep mode"),
-        ({"max_model_len": 0}, "max_model_len must be a positive number"),
-        ({"train": {"sync_bucket_mb": -1}}, "sync_bucket_mb must be a whole number"),
-        ({"attn_implementation": "flash"}, "attn_implementation must be one of sdpa, eager, flash_attention_2"),
-        ({"attn_implementation": "flash_attention_2"}, "needs the flash-attn package"),
-    ],
-)
-def test_node_knobs_are_refused_in_one_line_before_any_work(knobs, message):
-    from tasks.rl import node_knob_error
-
-    p = {"rollout_backend": "vllm", "train": {}, **knobs}
-    assert message in node_knob_error(p)
-    assert (
-        node_knob_error(
-            {"rollout_backend": "vllm", "vllm_sleep": False, "max_model_len": 4096, "train": {"sync_bucket_mb": 0}}
-        )
-        is None
-    )

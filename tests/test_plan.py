@@ -295,7 +295,8 @@ def test_the_gpu_step_benchmark_runs_at_toy_size_on_this_cpu(tmp_path):
     out = subprocess.run(
         [
             sys.executable,
-            str(repo / "bench" / "gpu_step.py"),
+            "-m",
+            "bench.gpu_step",
             "--tiny",
             "--steps",
             "1",
@@ -305,6 +306,7 @@ def test_the_gpu_step_benchmark_runs_at_toy_size_on_this_cpu(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=repo,
         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
     )
     assert out.returncode == 0, out.stderr[-3000:]

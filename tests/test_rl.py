@@ -14,6 +14,7 @@ import torch
 from videor1.generation import Completion, TransformersBackend
 from videor1.media import MediaRules, load_medium
 from videor1.models import load_model, load_processor
+from videor1.prompts import user_message
 from videor1.rl import (
     RLConfig,
     RLTrainer,
@@ -254,6 +255,52 @@ def test_trainer_resumes_with_the_same_data_and_results(tiny, rows, tmp_path):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (key, a, b)
 
 
+class RecordingBackend:
+    """The trainer's own backend, keeping the requests of every call it is asked to sample."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def generate(self, requests, sampling):
+        self.calls.append(list(requests))
+        return self.inner.generate(requests, sampling)
+
+    def __getattr__(self, name):  # sync_weights, offload, prompt_limit, model: the real backend's
+        return getattr(self.inner, name)
+
+
+def test_shuffled_rollouts_hold_the_same_frames_in_another_order(tiny, rows, synth_data, tmp_path):
+    """What the trainer hands the sampler in a step, prompt by prompt in the step's data order, against each medium
+    decoded here on its own: a video gets G requests with its frames in order, then G/2 with exactly the same frame
+    tensors (as a multiset) in one order that is not theirs; an image gets G requests of itself and none shuffled.
+    Swapping the ordered and shuffled media, or shuffling another row's frames, fails here."""
+    trainer = make_trainer(tiny, rows, tmp_path, steps=2, prompts_per_step=4)
+    trainer.backend = recorder = RecordingBackend(trainer.backend)
+    as_multiset = lambda frames: sorted(f.numpy().tobytes() for f in frames)  # noqa: E731
+    seen = []
+    for step in range(2):
+        trainer.train_step()
+        requests = recorder.calls[step]
+        for i in data_order(len(rows), step, 4, seed=0):
+            row = rows[i]
+            medium = load_medium(synth_data / row["path"], row["data_type"], RULES)
+            n = 4 + (2 if row["data_type"] == "video" else 0)
+            mine, requests = requests[:n], requests[n:]
+            assert all(r.messages == [user_message(row)] for r in mine), row["problem_id"]
+            seen.append(row["data_type"])
+            if row["data_type"] == "image":
+                assert all(r.medium.image.tobytes() == medium.image.tobytes() for r in mine)
+                continue
+            frames, shuffled = medium.video.frames, [r.medium.video for r in mine[4:]]
+            assert all(torch.equal(r.medium.video.frames, frames) for r in mine[:4]), row["problem_id"]  # in order
+            assert not torch.equal(shuffled[0].frames, frames), row["problem_id"]  # not in order ...
+            assert as_multiset(shuffled[0].frames) == as_multiset(frames), row["problem_id"]  # ... the same tensors
+            assert all(torch.equal(v.frames, shuffled[0].frames) for v in shuffled)  # one shuffled prompt, G/2 samples
+            assert all(v.sample_fps == medium.video.sample_fps for v in shuffled)  # at the same temporal positions
+        assert requests == []  # nothing else was sampled
+    assert seen.count("video") >= 2 and seen.count("image") >= 1, seen
+
+
 def test_unreadable_media_is_skipped_loudly(tiny, rows, tmp_path):
     broken = [{**r, "media_root": str(tmp_path / "nowhere")} for r in rows[:3]]
     messages = []
@@ -309,35 +356,6 @@ def test_a_resumed_run_logs_every_step_once(tiny, rows, tmp_path):
     assert len(read("samples.jsonl")) == sum(min(2, r["groups"]) for r in read("metrics.jsonl"))
     skips = [(r["step"], r["problem_id"]) for r in read("skipped.jsonl")]
     assert skips and len(skips) == len(set(skips))
-
-
-def test_run_fingerprints_ignore_run_only_knobs():
-    from tasks.params import result_params
-
-    a = {
-        "threads": 1,
-        "media": {"fps": 2.0},
-        "train": {
-            "learning_rate": 1e-3,
-            "save_steps": 10,
-            "logging_steps": 1,
-            "dataloader_workers": 0,
-            "sample_dump_steps": 5,
-        },
-    }
-    b = {
-        **a,
-        "threads": 4,
-        "train": {
-            **a["train"],
-            "save_steps": 100,
-            "logging_steps": 10,
-            "dataloader_workers": 8,
-            "sample_dump_steps": 0,
-        },
-    }
-    assert result_params(a) == result_params(b) == {"media": {"fps": 2.0}, "train": {"learning_rate": 1e-3}}
-    assert result_params(a) != result_params({**a, "train": {**a["train"], "learning_rate": 2e-3}})
 
 
 def test_bf16_compute_moves_the_fp32_master_weights_where_pure_bf16_weights_stay(tiny, rows, synth_data, tmp_path):
@@ -396,22 +414,6 @@ def test_gradient_checkpointing_gives_the_shared_prompt_numbers(tiny, rows, synt
     assert shared_grads.keys() == checkpointed_grads.keys()
     for name, grad in shared_grads.items():
         assert torch.allclose(grad, checkpointed_grads[name], atol=1e-5, rtol=1e-4), name
-
-
-def test_run_overrides_change_single_knobs_and_refuse_unknown_ones():
-    """`python -m tasks.rl --set train.seed=1`: values read as YAML, the section itself untouched, typos refused."""
-    from tasks.params import with_overrides
-
-    section = {"policy": "models/sft", "train": {"seed": 0, "temporal": True, "learning_rate": 5e-5}}
-    out = with_overrides(section, ["train.seed=2", "train.temporal=false", "train.learning_rate=1e-4"])
-    assert out["train"] == {"seed": 2, "temporal": False, "learning_rate": 1e-4}
-    assert section["train"]["seed"] == 0  # a copy
-    with pytest.raises(KeyError, match="no knob 'sed'"):
-        with_overrides(section, ["train.sed=1"])
-    with pytest.raises(KeyError, match="not a section"):
-        with_overrides(section, ["policy.x=1"])
-    with pytest.raises(ValueError, match="key=value"):
-        with_overrides(section, ["train.seed"])
 
 
 @pytest.mark.parametrize("data_type", ["video", "image"])

@@ -110,7 +110,7 @@ def test_eval_sets_choose_families_sizes_and_longer_clips(tmp_path):
     assert all((few[k] - few[k + 1]).abs().mean() > 2.0 for k in range(0, 8, 2))  # two states per patch
     with pytest.raises(ValueError, match="unknown"):
         EvalSet(("no_such_family",))
-    with pytest.raises(ValueError, match="unknown fields"):
+    with pytest.raises(ValueError, match="spec.frames: unknown knob"):
         EvalSet(("motion_direction",), spec={"frames": 3})
 
 

@@ -284,6 +284,7 @@ def relaunch(nproc: int, module: str) -> None:
                 f"--nproc_per_node={nproc}",
                 "-m",
                 module,
+                "--",  # the stage's own arguments: torchrun would read --run as an abbreviation of its --run-path
                 *sys.argv[1:],
             ],
         )

@@ -74,3 +74,16 @@ def write_jsonl(target: str | Path, rows) -> None:
     with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+RUN_RECORDS = Path("metrics/run")
+
+
+def write_run_record(name: str, record: dict, root: str | Path = RUN_RECORDS) -> Path:
+    """How a stage's run went (seconds, throughput, memory, what it resumed or took from a cache) to
+    ``metrics/run/<name>.json``: never one of the stage's outputs, which the same inputs must reproduce byte for
+    byte on every run. No stage reads these; dvc.yaml lists the folder under its top-level ``metrics``, so
+    ``dvc metrics show`` shows them beside the results."""
+    path = Path(root) / f"{name}.json"
+    write_json(path, record)
+    return path

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..params.check import at_least, between, require
 from ..rewards import accuracy_reward, extract_answer, format_reward, parse_number
 
 THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -38,6 +39,17 @@ class FilterConfig:
     check_format: bool = True
     check_option_letter: bool = True
     check_numeric: bool = True
+
+    def __post_init__(self):
+        between(self, 0.0, 1.0, "min_accuracy", "max_repeated_ngram_share")
+        at_least(self, 0, "min_words", "max_words")
+        at_least(self, 1, "repeat_ngram")
+        if self.min_words is not None and self.max_words is not None:
+            require(
+                self.min_words <= self.max_words,
+                "max_words",
+                f"must be >= min_words ({self.min_words}), got {self.max_words}",
+            )
 
 
 def think_text(completion: str) -> str:

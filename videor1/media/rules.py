@@ -7,7 +7,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..params.check import above, at_least, one_of, require
 from .image import read_image
+from .sampling import FRAME_FACTOR
 from .video import SampledVideo, read_video
 
 
@@ -29,10 +31,14 @@ class MediaRules:
     frame_index_rule: str = "exact"
 
     def __post_init__(self):
-        if self.video_pixel_rule not in ("bounds", "qwen_vl_utils"):
-            raise ValueError(f"video_pixel_rule must be 'bounds' or 'qwen_vl_utils', got {self.video_pixel_rule!r}")
-        if self.frame_index_rule not in ("exact", "float32"):
-            raise ValueError(f"frame_index_rule must be 'exact' or 'float32', got {self.frame_index_rule!r}")
+        one_of(self, "video_pixel_rule", ("bounds", "qwen_vl_utils"))
+        one_of(self, "frame_index_rule", ("exact", "float32"))
+        above(self, 0, "fps")
+        at_least(self, 1, "min_frames", "video_min_pixels", "image_min_pixels")
+        at_least(self, FRAME_FACTOR, "max_frames")  # frames go to the model in pairs: fewer than 2 samples none
+        for kind in ("video", "image"):
+            low, high = getattr(self, f"{kind}_min_pixels"), getattr(self, f"{kind}_max_pixels")
+            require(low <= high, f"{kind}_max_pixels", f"must be >= {kind}_min_pixels ({low}), got {high}")
 
 
 @dataclass(frozen=True)

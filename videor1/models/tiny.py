@@ -16,11 +16,12 @@ from transformers import (
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5_VLProcessor,
+    Qwen2Tokenizer,
     Qwen2VLImageProcessor,
     Qwen2VLVideoProcessor,
-    Qwen2Tokenizer,
 )
 
+from ..params.check import ConfigError, above, at_least, require
 from .rope import use_reference_positions
 from .tokenizer import chat_template
 
@@ -48,9 +49,28 @@ class TinyModelConfig:
     tie_word_embeddings: bool = True
 
     def __post_init__(self):
+        sizes = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
+        at_least(self, 1, *sizes, "vision_depth", "vision_hidden_size", "vision_intermediate_size", "vision_num_heads")
+        at_least(self, 1, "max_position_embeddings", "vision_window_size", "tokens_per_second")
+        above(self, 0, "rope_theta")
+        for size, heads in (("hidden_size", "num_attention_heads"), ("vision_hidden_size", "vision_num_heads")):
+            require(
+                getattr(self, size) % getattr(self, heads) == 0,
+                size,
+                f"must be a multiple of {heads} ({getattr(self, heads)}), got {getattr(self, size)}",
+            )
+        require(
+            self.num_attention_heads % self.num_key_value_heads == 0,
+            "num_key_value_heads",
+            f"must divide num_attention_heads ({self.num_attention_heads}), got {self.num_key_value_heads}",
+        )
         head_dim = self.hidden_size // self.num_attention_heads
-        if sum(self.mrope_section) * 2 != head_dim:
-            raise ValueError(f"mrope_section {self.mrope_section} must sum to head_dim/2 = {head_dim // 2}")
+        if len(self.mrope_section) != 3 or sum(self.mrope_section) * 2 != head_dim:
+            raise ConfigError(
+                "mrope_section", f"must be 3 numbers summing to head_dim/2 = {head_dim // 2}, got {self.mrope_section}"
+            )
+        bad = [i for i in self.vision_fullatt_block_indexes if not 0 <= i < self.vision_depth]
+        require(not bad, "vision_fullatt_block_indexes", f"must lie in [0, vision_depth), got {bad}")
 
 
 def tiny_config(cfg: TinyModelConfig, tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:

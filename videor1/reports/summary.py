@@ -97,7 +97,7 @@ def render_summary(
     lines += [
         "",
         f"Temporal bonus given in {_fmt(rl.get('temporal_fired_share'))} of video groups; "
-        f"KL (last window) {_fmt(rl.get('kl_last_window'), 4)}; {_fmt(rl.get('seconds_per_step'))} s a step.",
+        f"KL (last window) {_fmt(rl.get('kl_last_window'), 4)}.",
         "",
     ]
     if figures:

@@ -15,8 +15,12 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .figures import read_curve, smooth
+
+if TYPE_CHECKING:
+    from ..params.reports import Experiment
 
 METHOD_LABELS = {"tgrpo": "T-GRPO", "grpo": "GRPO", "tgrpo_a1": "T-GRPO, alpha 1.0"}
 SMOOTH_STEPS = 15  # pre-registered: the length rule reads the length smoothed over 15 steps
@@ -40,20 +44,11 @@ class Run:
         entry = self.eval["frames"].get(str(frames), {}).get(benchmark) or {}
         return entry.get("score")
 
-    def seconds(self) -> float:
-        rl = sum(
-            (r.get("time_rollout_s") or 0) + (r.get("time_scoring_s") or 0) + (r.get("time_update_s") or 0)
-            for r in self.curve
-        )
-        return rl + float(self.eval.get("seconds") or 0)
 
-
-def load_run(root: Path, name: str, spec: Mapping) -> Run:
+def load_run(root: Path, name: str, seed: int) -> Run:
     method = name.rsplit("-", 1)[0]
     rl = json.loads((root / "rl.json").read_text()) if (root / "rl.json").is_file() else {}
-    return Run(
-        name, method, int(spec["seed"]), read_curve(root / "rl.csv"), json.loads((root / "eval.json").read_text()), rl
-    )
+    return Run(name, method, seed, read_curve(root / "rl.csv"), json.loads((root / "eval.json").read_text()), rl)
 
 
 # ----- the verdict rule and the four observations ---------------------------------------------------
@@ -284,10 +279,10 @@ def compared_frames(params: dict) -> tuple[int, int]:
     return params["eval"]["frames"][0], params["eval"]["frames"][-1]
 
 
-def load_inputs(root: Path, params: dict, experiment: dict) -> ToyInputs:
+def load_inputs(root: Path, params: dict, experiment: Experiment) -> ToyInputs:
     """Read a toy/ folder: runs/<name>/{rl.csv, rl.json, eval.json}, metrics/, and the per-row eval outputs."""
-    runs = [load_run(root / "runs" / n, n, s) for n, s in experiment["runs"].items()]
-    followups = [load_run(root / "runs" / n, n, s) for n, s in (experiment.get("followup") or {}).items()]
+    runs = [load_run(root / "runs" / n, n, r.seed) for n, r in experiment.runs.items()]
+    followups = [load_run(root / "runs" / n, n, r.seed) for n, r in experiment.followup.items()]
     metrics = {
         name: json.loads((root / "metrics" / f"{name}.json").read_text()) for name in ("sft", "eval_base", "eval_sft")
     }
@@ -333,7 +328,6 @@ class ToyReport:
     starting_point: dict[str, dict]  # base, sft -> order / static @ few, long @ few, long @ many
     every_run: list[dict]  # one row per registered run
     sft: dict  # metrics/sft.json
-    base_minutes: float  # SFT and the base and SFT evals
     why_no_order_gain: dict | None
     why_no_frames_gain: dict | None
 
@@ -369,7 +363,6 @@ def analyze(inputs: ToyInputs, smooth: int = SMOOTH_STEPS) -> ToyReport:
         "order_families": method_families(inputs.order_families, everyone),
         "answer_concentration": inputs.order_answers,
         "long_answer_concentration": inputs.long_answers,
-        "rl_and_eval_minutes": round(sum(r.seconds() for r in everyone) / 60, 1),
     }
     protocol = inputs.sft_eval["protocol"]
     return ToyReport(
@@ -400,16 +393,10 @@ def analyze(inputs: ToyInputs, smooth: int = SMOOTH_STEPS) -> ToyReport:
                 "static": r.score("static", few),
                 "long_few": r.score("long", few),
                 "long_many": r.score("long", many),
-                "minutes": r.seconds() / 60,
             }
             for r in runs
         ],
         sft=inputs.sft,
-        base_minutes=sum(
-            float(m.get(key) or 0)
-            for m, key in ((inputs.sft, "train_runtime_s"), (inputs.sft_eval, "seconds"), (inputs.base_eval, "seconds"))
-        )
-        / 60,
         why_no_order_gain=why_no_order_gain(obs3, inputs.order_answers, diagnostics, followup),
         why_no_frames_gain=why_no_frames_gain(obs4, inputs.long_answers, few, many),
     )

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from transformers import SchedulerType
+
+from ..params.check import above, at_least, between, one_of, require
+from .algorithm import LOSS_AGGREGATIONS
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
 
 @dataclass
 class RLConfig:
@@ -36,3 +43,17 @@ class RLConfig:
     compute_dtype: str = "float32"  # bfloat16: autocast forwards over fp32 master weights and optimizer state
     sync_bucket_mb: int = 1024  # the rollout engine's weight sync gathers full tensors this many MiB at a time
     seed: int = 0
+
+    def __post_init__(self):
+        at_least(self, 1, "steps", "prompts_per_step", "max_completion_length", "max_prompt_length", "save_steps")
+        at_least(self, 2, "num_generations")  # a group of one has no advantage: every completion would score 0
+        at_least(self, 0, "alpha", "mu", "length_bonus", "len_min", "beta", "warmup_steps", "weight_decay")
+        at_least(self, 0, "sample_dump_steps", "sync_bucket_mb")
+        above(self, 0, "learning_rate", "max_grad_norm", "temperature", "repetition_penalty")
+        between(self, 0.0, 1.0, "top_p")
+        above(self, 0, "top_p")
+        at_least(self, 1, "top_k")
+        require(self.len_min <= self.len_max, "len_max", f"must be >= len_min ({self.len_min}), got {self.len_max}")
+        one_of(self, "loss_aggregation", LOSS_AGGREGATIONS)
+        one_of(self, "lr_scheduler", [s.value for s in SchedulerType])
+        one_of(self, "compute_dtype", COMPUTE_DTYPES)

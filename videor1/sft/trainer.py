@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers import PreTrainedModel, SchedulerType, Trainer, TrainingArguments
 
-from ..configs import deepspeed_config
+from ..configs import DEEPSPEED_CONFIGS, deepspeed_config
 from ..io import append_jsonl
+from ..params.check import above, at_least, one_of, require
 from .vision import dummy_vision_inputs, use_one_vision_call
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -48,6 +49,19 @@ class SftConfig:
     seed: int = 0
     dataloader_workers: int = 0
     use_cpu: bool = False
+
+    def __post_init__(self):
+        above(self, 0, "epochs", "learning_rate", "max_grad_norm")
+        require(self.max_steps == -1 or self.max_steps >= 1, "max_steps", f"must be -1 or >= 1 (got {self.max_steps})")
+        at_least(self, 0, "warmup_steps", "weight_decay", "dataloader_workers")
+        at_least(self, 1, "per_device_batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps")
+        at_least(self, 1, "save_total_limit")
+        one_of(self, "lr_scheduler", [s.value for s in SchedulerType])
+        require(
+            self.deepspeed in (None, "", "none", *DEEPSPEED_CONFIGS) or str(self.deepspeed).endswith(".json"),
+            "deepspeed",
+            f"must be one of {', '.join(DEEPSPEED_CONFIGS)}, null or a .json file (got {self.deepspeed!r})",
+        )
 
     def training_arguments(self) -> TrainingArguments:
         return TrainingArguments(

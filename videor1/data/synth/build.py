@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ...io import atomic_path
+from ...params.check import at_least, build, nearest, require
 from .broken import write_broken
 from .canvas import write_mp4, write_png
 from .families import FAMILIES, IMAGE, ORDER_DEPENDENT, ORDER_INDEPENDENT, Example, SynthSpec
@@ -48,12 +49,11 @@ class EvalSet:
     spec: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        unknown = [f for f in self.families if f not in FAMILIES]
-        if unknown or not self.families:
-            raise ValueError(f"eval set families {list(self.families)}: unknown {unknown} (known: {sorted(FAMILIES)})")
-        bad = set(self.spec) - set(SynthSpec.__dataclass_fields__)
-        if bad:
-            raise ValueError(f"eval set spec: unknown fields {sorted(bad)}")
+        require(bool(self.families), "families", "must name at least one family")
+        for family in self.families:
+            require(family in FAMILIES, "families", f"unknown family {family!r}; {nearest(family, FAMILIES)}")
+        at_least(self, 1, "rows")
+        build(SynthSpec, self.spec, "spec")  # the knobs it changes, checked as the training clips' are
 
 
 @dataclass
@@ -66,6 +66,10 @@ class SynthConfig:
     spec: SynthSpec = field(default_factory=SynthSpec)
     # eval file name -> what it holds; None: the six benchmark stand-ins of BENCHMARKS
     eval_sets: dict[str, EvalSet] | None = None
+
+    def __post_init__(self):
+        at_least(self, 0, "train_video_rows", "train_image_rows")
+        at_least(self, 1, "eval_rows_per_benchmark")
 
     def evals(self) -> dict[str, EvalSet]:
         if self.eval_sets is None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...params.check import at_least
 from .canvas import COLORS, SHAPES, blank, draw, draw_text
 
 LETTERS = "ABCDEFGH"
@@ -33,6 +34,11 @@ class SynthSpec:
     states: int = 4
     hold: int = 4
     video_fps: int = 4
+
+    def __post_init__(self):
+        at_least(self, 28, "video_size", "image_size")  # shapes up to 14 px across are drawn clear of the edges
+        at_least(self, 2, "states")  # a motion or an order needs two states
+        at_least(self, 1, "hold", "video_fps")
 
 
 @dataclass

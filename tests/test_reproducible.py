@@ -1,0 +1,74 @@
+"""Outputs depend on the inputs only: not on the checkout's directory, not on the run, not on bytecode.
+
+The committed dvc.lock is what a fresh `dvc repro` of the tiny profile makes on this kind of machine, so a fresh
+clone's `dvc repro`, the README's ablation and its restore (`dvc checkout models/rl`) find every object the lock
+names. Two things keep that true: every output is a function of the inputs (checked here by running the upstream
+stages in two directories), and the lock is regenerated whenever the code or params change (checked here on the
+committed tree: a stale lock fails with the command that fixes it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+import yaml
+
+from .conftest import PROJECT_FILES, REPO, sh
+
+DVC = [sys.executable, "-m", "dvc"]
+UPSTREAM = ["synth", "base_model", "collect", "cot", "filter", "sft"]
+
+
+def stage_outputs(root) -> set[str]:
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    return {
+        next(iter(o)) if isinstance(o, dict) else o
+        for s in stages.values()
+        for key in ("outs", "metrics", "plots")
+        for o in s.get(key, [])
+    }
+
+
+def test_the_committed_lock_names_the_committed_code_and_params(tmp_path):
+    """`dvc status` on a copy of the tree without any output: every changed dependency is a missing output of an
+    upstream stage, never code, a command or a parameter that moved on since dvc.lock was made."""
+    for name in [*PROJECT_FILES, "dvc.lock"]:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    sh(tmp_path, "git", "init", "-q")
+    sh(tmp_path, *DVC, "init", "-q")
+    status = json.loads(sh(tmp_path, *DVC, "status", "--json").stdout or "{}")
+    outputs = stage_outputs(tmp_path)
+    stale = {}
+    for stage, changes in status.items():
+        for change in changes:
+            if not isinstance(change, dict):  # "changed command", "always changed"
+                stale.setdefault(stage, []).append(change)
+                continue
+            for path, what in change.get("changed deps", {}).items():
+                upstream = any(path == o or path.startswith(o.rstrip("/") + "/") for o in outputs)
+                if not (upstream and what == "deleted"):
+                    stale.setdefault(stage, []).append(f"{path}: {what}")
+    assert not stale, f"dvc.lock is stale against the tree ({stale}): run `dvc repro` and commit dvc.lock"
+
+
+@pytest.mark.slow
+def test_two_checkouts_in_different_directories_make_identical_outputs(project, tmp_path_factory):
+    """synth -> collect -> cot -> filter -> sft in two directories, with bytecode written as on a user's machine:
+    the two dvc.lock files are equal byte for byte (every dependency and output hash, models/sft included)."""
+    other = tmp_path_factory.mktemp("elsewhere") / "checkout"
+    shutil.copytree(project, other, symlinks=True)
+    env = {"PYTHONDONTWRITEBYTECODE": ""}  # empty: Python writes .pyc files beside the sources it imports
+    locks = []
+    for root in (project, other):
+        sh(root, *DVC, "repro", "-q", "sft", env=env)
+        locks.append((root / "dvc.lock").read_text())
+    assert any((project / "videor1").rglob("*.pyc")), "the stages wrote no bytecode: the test proves less than it says"
+    lock = yaml.safe_load(locks[0])["stages"]
+    assert set(lock) == set(UPSTREAM)
+    assert locks[0] == locks[1]
+    quarantine = (project / "data" / "quarantine.jsonl").read_text()
+    assert str(project) not in quarantine and "broken/" in quarantine  # the broken rows, named relative to the root
