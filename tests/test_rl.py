@@ -478,3 +478,51 @@ def test_chunked_logprobs_equal_the_full_logits_and_hold_one_chunk():
     logits_bytes = 3 * 171 * 8192 * 4
     print(f"peak of live tensors: full {full_peak:,} B, chunked {chunked_peak:,} B ({logits_bytes:,} B of logits)")
     assert full_peak > 2 * logits_bytes and chunked_peak < logits_bytes / 2  # measured: 68.4 MB and 6.4 MB
+
+
+def test_every_shuffled_request_holds_the_same_frames_in_another_order(tiny, rows):
+    """What rollout() hands the engine: per video prompt, G requests on the frames as sampled, then G/2 on one
+    permutation of exactly those frames (frame i of the shuffled clip is frame perm[i] of the ordered one, as the
+    group records), whose content differs from the ordered clip; images and plain GRPO get no shuffled request.
+    Swapping the ordered and shuffled media, or shuffling other frames, fails here."""
+    from videor1.generation import SamplingConfig
+    from videor1.rl.rollout import rollout
+
+    model, processor = tiny
+    real = TransformersBackend(model, processor, batch_size=32)
+
+    class Recording:  # the real backend, with the requests it was given kept
+        def __init__(self):
+            self.requests = []
+
+        def generate(self, requests, sampling):
+            self.requests += requests
+            return real.generate(requests, replace(sampling, max_new_tokens=2))
+
+    videos = [r for r in rows if r["data_type"] == "video"][:3]
+    picked = [*videos, next(r for r in rows if r["data_type"] == "image")]
+    media = [load_medium(f"{r['media_root']}/{r['path']}", r["data_type"], RULES) for r in picked]
+    G = 4
+    for temporal in (True, False):
+        backend = Recording()
+        groups = rollout(
+            backend, processor, picked, media, num_generations=G, temporal=temporal,
+            sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=2), seed=3,
+        )  # fmt: skip
+        k = 0
+        for group, medium in zip(groups, media):
+            n_shuffled = G // 2 if temporal and medium.data_type == "video" else 0
+            ordered, shuffled = backend.requests[k : k + G], backend.requests[k + G : k + G + n_shuffled]
+            k += G + n_shuffled
+            assert len(group.ordered) == G and len(group.shuffled) == n_shuffled
+            assert all(r.medium is medium for r in ordered)  # the frames as sampled, untouched
+            if not n_shuffled:
+                assert group.permutation is None
+                continue
+            frames, perm = medium.video.frames, group.permutation
+            assert len({id(r.medium) for r in shuffled}) == 1  # one permutation per group
+            moved = shuffled[0].medium.video.frames
+            assert sorted(perm) == list(range(len(frames))) and perm != sorted(perm)
+            assert torch.equal(moved, frames[torch.tensor(perm)])  # exactly the same frames, reordered
+            assert not torch.equal(moved, frames)  # and the clip the policy sees is really another order
+        assert k == len(backend.requests)

@@ -26,12 +26,18 @@ class Group:
 
 
 def shuffle_frames(medium: Medium, generator: torch.Generator) -> tuple[Medium, list[int]]:
-    """The same frames in a random order (never the identity when there are two or more)."""
-    n = medium.num_frames
+    """The same frames in a random order: never the identity when there are two or more, and never an order that
+    only swaps equal frames (a clip holding each state for several frames has many), unless every frame is equal."""
+    n, frames = medium.num_frames, medium.video.frames
+    varied = bool((frames != frames[:1]).any())
+
+    def unchanged(perm: torch.Tensor) -> bool:
+        return torch.equal(perm, torch.arange(n)) or (varied and torch.equal(frames[perm], frames))
+
     perm = torch.randperm(n, generator=generator)
-    while n > 1 and torch.equal(perm, torch.arange(n)):
+    while n > 1 and unchanged(perm):
         perm = torch.randperm(n, generator=generator)
-    video = replace(medium.video, frames=medium.video.frames[perm])
+    video = replace(medium.video, frames=frames[perm])
     return Medium("video", video=video), perm.tolist()
 
 
