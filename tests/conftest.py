@@ -367,3 +367,10 @@ def pytest_collection_modifyitems(items) -> None:
     first = by_group["prefect"] + by_group["slow"]
     fill = max(0, len(items) // 2 - len(first))
     items[:] = first + by_group["quick"][:fill] + by_group["pipeline"] + by_group["quick"][fill:]
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per core plus one (at most 4). The Prefect run across two machines spends most of its
+    five minutes waiting (servers starting, three 30 s heartbeats before a lost worker's run is crashed); the extra
+    worker keeps the cores busy meanwhile. Every stage a test runs pins its own threads (params `threads: 1`)."""
+    return min(4, (os.cpu_count() or 1) + 1)

@@ -16,7 +16,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import PROJECT_FILES, REPO, sh
+from .conftest import PROJECT_FILES, REPO, copy_project, sh
 
 DVC = [sys.executable, "-m", "dvc"]
 UPSTREAM = ["synth", "base_model", "collect", "cot", "filter", "sft"]
@@ -56,19 +56,19 @@ def test_the_committed_lock_names_the_committed_code_and_params(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_checkouts_in_different_directories_make_identical_outputs(project, tmp_path_factory):
-    """synth -> collect -> cot -> filter -> sft in two directories, with bytecode written as on a user's machine:
-    the two dvc.lock files are equal byte for byte (every dependency and output hash, models/sft included)."""
-    other = tmp_path_factory.mktemp("elsewhere") / "checkout"
-    shutil.copytree(project, other, symlinks=True)
+def test_two_checkouts_in_different_directories_make_identical_outputs(filtered_project, project, tmp_path_factory):
+    """synth -> collect -> cot -> filter -> sft in two directories: the suite's shared template (synth to filter run
+    in its own directory) with sft run in a copy elsewhere, and a fresh checkout that runs them all with bytecode
+    written as on a user's machine. The two dvc.lock files are equal byte for byte (every dependency and output
+    hash, models/sft included)."""
+    other = copy_project(filtered_project, tmp_path_factory.mktemp("elsewhere") / "checkout")
     env = {"PYTHONDONTWRITEBYTECODE": ""}  # empty: Python writes .pyc files beside the sources it imports
     locks = []
     for root in (project, other):
         sh(root, *DVC, "repro", "-q", "sft", env=env)
         locks.append((root / "dvc.lock").read_text())
     assert any((project / "videor1").rglob("*.pyc")), "the stages wrote no bytecode: the test proves less than it says"
-    lock = yaml.safe_load(locks[0])["stages"]
-    assert set(lock) == set(UPSTREAM)
+    assert set(yaml.safe_load(locks[0])["stages"]) == set(UPSTREAM)
     assert locks[0] == locks[1]
     quarantine = (project / "data" / "quarantine.jsonl").read_text()
     assert str(project) not in quarantine and "broken/" in quarantine  # the broken rows, named relative to the root
