@@ -172,15 +172,25 @@ def stop(checkout: Path, env: dict[str, str], home: str) -> None:
 
 
 def stop_all(started: list[tuple[Path, str]]) -> None:
-    """Stop what each (checkout, PREFECT_HOME) started: the workers together while their server still answers
-    (each may take the script's 10 s before SIGKILL), then the server."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Stop what each (checkout, PREFECT_HOME) started: the workers first, with SIGKILL by their recorded pids
+    (with what they run; a worker ignores SIGTERM, so the script would wait 10 s for each), then the server."""
+    import psutil
 
     if not started:  # failed before the site was up
         return
-    *workers, server = started[::-1]  # the server was started first
-    with ThreadPoolExecutor(len(workers) or 1) as pool:
-        list(pool.map(lambda s: stop(s[0], {}, s[1]), workers))
+    server, *workers = started  # the server was started first
+    for checkout, home in workers:
+        pids = Path(home) / "pids"
+        for pid in pids.read_text().split() if pids.exists() else []:
+            try:
+                worker = psutil.Process(int(pid))
+                if Path(worker.cwd()) != checkout.resolve() or "worker" not in worker.cmdline():
+                    continue  # gone already (the killed gpu worker), its pid taken by another process since
+                for proc in [*worker.children(recursive=True), worker]:
+                    proc.kill()
+            except psutil.NoSuchProcess:  # gone already
+                pass
+        stop(checkout, {}, home)
     stop(server[0], {}, server[1])
 
 

@@ -54,12 +54,28 @@ def draw_text(canvas: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(image)
 
 
-def write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    """H.264 in MP4, one encoder thread so the bytes depend only on the frames.
+def yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range Y'CbCr 4:2:0 of an H x W x 3 uint8 frame (H, W even), in integer arithmetic, laid out
+    as PyAV's yuv420p ndarray (the Y rows, then U, then V, H * 3 / 2 rows of W)."""
+    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128
+    v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128
+    h, w = y.shape
 
-    Each frame is converted to yuv420p before it reaches the encoder: left to the encoder, PyAV's own RGB
-    conversion gave one 56x56 clip different bytes in 3 of 30 encodes of the same frames (so two checkouts made
-    different datasets); converted first, 30 of 30 are identical."""
+    def half(c: np.ndarray) -> np.ndarray:  # the mean of each 2 x 2 block, rounded
+        return (c.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)) + 2) // 4
+
+    return np.concatenate([y.ravel(), half(u).ravel(), half(v).ravel()]).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> None:
+    """H.264 in MP4, one encoder thread, so the bytes depend only on the frames.
+
+    The RGB -> yuv420p conversion is ours (``yuv420p``), not FFmpeg's: its swscale conversion, inside the encoder
+    or by ``reformat``, gave one 56 x 56 synthetic clip different bytes in some runs of the same frames (3 of 30
+    encodes in one process, and again in the test suite under load), so two checkouts hashed data/synth
+    differently."""
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w, _ = frames[0].shape
     with av.open(str(path), mode="w") as container:
@@ -68,8 +84,7 @@ def write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> None:
         stream.thread_count = 1
         stream.options = {"preset": "veryfast", "crf": "18", "threads": "1"}
         for frame in frames:
-            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p").to_ndarray()
-            for packet in stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(yuv420p(frame), format="yuv420p")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
