@@ -1,4 +1,6 @@
-"""DVC stages in a fresh copy of the project: each stage offline, resume after kill -9, the paper profile's refusals.
+"""DVC stages in a copy of the project: each stage offline, resume after kill -9, the paper profile's refusals, the
+eval backends row by row, the sft stage on two processes against one. Tests start from shared copies with the upstream
+stages done (conftest's collected_project and filtered_project), so each pays only for the stages it is about.
 
 The whole pipeline end to end runs in tests/test_orchestration.py, through Prefect, which also checks what
 collect, cot and filter write."""
