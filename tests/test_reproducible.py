@@ -23,13 +23,19 @@ UPSTREAM = ["synth", "base_model", "collect", "cot", "filter", "sft"]
 
 
 def stage_outputs(root) -> set[str]:
+    """Every output dvc.yaml declares, a foreach stage's once per item (``evaluate@<model>``)."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    return {
-        next(iter(o)) if isinstance(o, dict) else o
-        for s in stages.values()
-        for key in ("outs", "metrics", "plots")
-        for o in s.get(key, [])
-    }
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    paths = set()
+    for stage in stages.values():
+        items = [None]
+        if "foreach" in stage:
+            items, stage = params[stage["foreach"].strip("${}")], stage["do"]
+        for key in ("outs", "metrics", "plots"):
+            for out in stage.get(key, []):
+                path = next(iter(out)) if isinstance(out, dict) else out
+                paths |= {path if item is None else path.replace("${item}", str(item)) for item in items}
+    return paths
 
 
 def test_the_committed_lock_names_the_committed_code_and_params(tmp_path):
