@@ -149,7 +149,9 @@ def test_sft_steps_on_two_processes_equal_one_process(
     )
     assert two["weights"].keys() == one["weights"].keys()
     worst = max(float((two["weights"][k].float() - w.float()).abs().max()) for k, w in one["weights"].items())
-    assert worst < 1e-5
+    # AdamW moves a weight by about lr (1e-3) a step, 2e-3 over the 2: the processes' different summation order
+    # leaves at most a hundredth of that (measured up to 1.3e-5, ZeRO-3 on a loaded machine)
+    assert worst < 2e-5, worst
     broken = [int(i) for i in run.partition(":")[2].split(",")]
     # rank 0's first micro-batch was the broken rows alone: skipped, logged, never replaced
     assert [s["problem_id"] for s in two["skipped"]] == broken and all(s["step"] == 0 for s in two["skipped"])
