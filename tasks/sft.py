@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from videor1.curves import window_mean, write_curve
 from videor1.data.schema import COT_FILTERED_SCHEMA
 from videor1.distributed import barrier, init_world, relaunch
 from videor1.io import atomic_path, write_json, write_run_record
@@ -25,7 +26,7 @@ from videor1.store import fingerprint
 
 from .params import config, set_threads
 from .tables import read_stage_table
-from .training import prepare_checkpoints, window_mean, write_curve
+from .training import prepare_checkpoints
 
 IN_TABLE = Path("data/cot_filtered.parquet")
 OUT_MODEL = Path("models/sft")

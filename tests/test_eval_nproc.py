@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from tasks.evaluate import warm_frames
 from videor1.distributed import gpu_groups
 from videor1.eval import EvalRun, evaluate_rows, run_fingerprint
 from videor1.eval.parallel import EvalJob, ShardedStore, check_nproc, plan_units, run_pool
 from videor1.eval.protocol import resolve_protocol
+from videor1.eval.suite import warm_frames
 from videor1.generation import SamplingConfig, make_backend
 from videor1.media import FrameCache
 from videor1.models import load_model, load_processor, model_signature, save_model_dir
