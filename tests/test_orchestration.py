@@ -214,23 +214,7 @@ def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equa
     one_checkout = work / "one-checkout"
     shutil.copytree(project, one_checkout)  # the same project and params, run the default way, concurrently
     stops = []  # (checkout, PREFECT_HOME) of everything started, for the cleanup
-    # the reference: the same flows on one checkout and one DVC cache (the default), in process on Prefect's
-    # ephemeral server; deployments and workers are what the run across machines exercises
-    reference_log = (work / "reference.log").open("w")  # a file, not a pipe: a full pipe would stall the run
-    reference = subprocess.Popen(
-        [sys.executable, "-c", "from flows.pipeline import pipeline; pipeline('tiny', use_deployments=False)"],
-        cwd=one_checkout,
-        stdout=reference_log,
-        stderr=subprocess.STDOUT,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-            "PYTHONPATH": str(one_checkout),
-            "DVC_NO_ANALYTICS": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "PREFECT_HOME": str(work / "prefect-reference"),
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        },
-    )
+    reference = None  # started once the gpu worker is down: it runs while the server waits out the heartbeats
 
     s3_port, secret = free_port(), "videor1-s3-secret-for-this-test"
     s3_env = {"AWS_ACCESS_KEY_ID": "videor1-key", "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1"}
@@ -289,6 +273,24 @@ def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equa
             proc.send_signal(signal.SIGKILL)
         assert not (gpu / "models" / "rl").exists(), "rl finished before the worker was killed"
 
+        # the reference: the same flows on one checkout and one DVC cache (the default), in process on Prefect's
+        # ephemeral server; deployments and workers are what the run across machines exercises
+        reference_log = (work / "reference.log").open("w")  # a file, not a pipe: a full pipe would stall the run
+        reference = subprocess.Popen(
+            [sys.executable, "-c", "from flows.pipeline import pipeline; pipeline('tiny', use_deployments=False)"],
+            cwd=one_checkout,
+            stdout=reference_log,
+            stderr=subprocess.STDOUT,
+            env={
+                **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+                "PYTHONPATH": str(one_checkout),
+                "DVC_NO_ANALYTICS": "1",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                "PREFECT_HOME": str(work / "prefect-reference"),
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            },
+        )
+
         runs_before, state = sh(cpu, sys.executable, "-c", WAIT, run_id, "0", env=env).stdout.split()[-2:]
         assert state == "Failed"  # the pipeline saw its gpu child crash
         flow_runs = json.loads(sh(cpu, sys.executable, "-c", FLOW_RUNS, env=env).stdout.strip().splitlines()[-1])
@@ -342,8 +344,9 @@ def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equa
         ]:
             assert secret not in text
     finally:
-        reference.kill()
-        reference_log.close()
+        if reference is not None:
+            reference.kill()
+            reference_log.close()
         moto.kill()
         stop_all(stops)
 
