@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import sh, spanning_setup
+from tests.conftest import copy_project, sh, spanning_setup
 from videor1.data.synth import BROKEN_CASES
 
 STAGES = [
@@ -196,12 +195,13 @@ def stop_all(started: list[tuple[Path, str]]) -> None:
 
 @pytest.mark.slow
 def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equals_a_one_checkout_run(
-    project, tmp_path_factory
+    project, filtered_project, tmp_path_factory
 ):
     """Two clones, each with its own DVC cache and its own worker (cpu, gpu), an S3 remote (moto on loopback) and a
     git remote between them. The GPU worker is killed (-9, with everything it started) in the middle of `rl`: the flow
     run is marked Crashed; a new worker and a retry finish it from rl's newest checkpoint, redoing no earlier stage.
-    Beside it, the same pipeline on one checkout (the default: one checkout, one DVC cache): the results agree."""
+    Beside it, the same pipeline on one checkout (the default: one checkout, one DVC cache), from the suite's shared
+    template of the stages up to filter (made by `dvc repro` in its own directory): the results agree."""
     import os
     import signal
     import subprocess
@@ -211,8 +211,8 @@ def test_a_run_across_two_machines_over_s3_survives_a_killed_gpu_worker_and_equa
 
     work = tmp_path_factory.mktemp("machines")
     set_params(project)
-    one_checkout = work / "one-checkout"
-    shutil.copytree(project, one_checkout)  # the same project and params, run the default way, concurrently
+    one_checkout = copy_project(filtered_project, work / "one-checkout")  # the same params, synth to filter done
+    set_params(one_checkout)
     stops = []  # (checkout, PREFECT_HOME) of everything started, for the cleanup
     reference = None  # started once the gpu worker is down: it runs while the server waits out the heartbeats
 
