@@ -1,9 +1,10 @@
 """DVC stage `base_model`: write models/base.
 
-tiny profile: a tokenizer, processor and randomly initialised tiny Qwen2.5-VL,
-made offline from a seed and saved with save_pretrained (safetensors).
-paper profile: check the local Qwen2.5-VL-7B-Instruct directory and link it;
-never download.
+tiny profile: a tokenizer, processor and randomly initialised tiny model of
+``base_model.family`` (Qwen2.5-VL, Qwen3-VL or Qwen3.5), made offline from a seed
+and saved with save_pretrained (safetensors).
+paper profile: check the local model directory (Qwen2.5-VL-7B-Instruct, or the
+family's checkpoint) and link it; never download.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from pathlib import Path
 
 from videor1.cot import ScriptedTeacher
 from videor1.io import atomic_path
-from videor1.models import build_processor, build_tiny_model, build_tokenizer, check_model_dir, save_model_dir
+from videor1.models import (
+    build_processor,
+    build_tiny_model,
+    build_tokenizer,
+    check_model_dir,
+    get_family,
+    save_model_dir,
+)
 from videor1.params import BaseModelParams
 from videor1.prompts import prompt_text
 
@@ -44,17 +52,18 @@ def build_tiny(cfg: BaseModelParams) -> None:
     tokenizer = build_tokenizer(
         tok.kind, corpus=tokenizer_corpus(tok.corpus, tok.rationale_facts), vocab_size=tok.vocab_size
     )
-    model = build_tiny_model(cfg.tiny_model(), tokenizer)
-    processor = build_processor(tokenizer, **asdict(cfg.processor))
+    model = build_tiny_model(cfg.tiny_model(), tokenizer, cfg.family)
+    processor = build_processor(tokenizer, family=cfg.family, **asdict(cfg.processor))
     save_model_dir(model, processor, OUT)
     n_params = sum(t.numel() for t in model.parameters())
-    print(f"tiny Qwen2.5-VL: {n_params:,} parameters, vocabulary {len(tokenizer)} -> {OUT}")
+    print(f"tiny {get_family(cfg.family).label}: {n_params:,} parameters, vocabulary {len(tokenizer)} -> {OUT}")
 
 
-def link_local(path: str) -> None:
+def link_local(cfg: BaseModelParams) -> None:
     try:
-        source = check_model_dir(path).resolve()
-    except FileNotFoundError as err:
+        source = check_model_dir(cfg.path).resolve()
+        cfg.check_local_family()
+    except (FileNotFoundError, ValueError) as err:
         sys.exit(f"base_model: {err}")
     with atomic_path(OUT) as tmp:
         os.symlink(source, tmp, target_is_directory=True)
@@ -67,7 +76,7 @@ def main() -> None:
     if cfg.kind == "tiny":
         build_tiny(cfg)
     else:
-        link_local(cfg.path)
+        link_local(cfg)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from videor1.curves import window_mean, write_curve
 from videor1.data.schema import COT_FILTERED_SCHEMA
 from videor1.distributed import barrier, init_world, relaunch
 from videor1.io import atomic_path, write_json, write_run_record
-from videor1.models import load_model, load_processor, model_signature
+from videor1.models import family_of, load_model, load_processor, model_signature
 from videor1.params import result_params
 from videor1.sft import SftCollator, SftDataset, SftTrainer, last_complete_checkpoint, loss_curve, peak_memory_mb
 from videor1.store import fingerprint
@@ -65,7 +65,7 @@ def main() -> None:
     if world.is_main:
         prepare_checkpoints(CHECKPOINTS, run_id, "sft")
     barrier(world)  # no rank looks for a checkpoint rank 0 may still be deleting
-    dataset = SftDataset(rows, cfg.media)
+    dataset = SftDataset(rows, family_of(base).media_rules(cfg.media))
     placeholder = first_readable(dataset) if world.distributed else None
     collator = SftCollator(processor, max_length=cfg.max_length, placeholder=placeholder)
     args = replace(cfg.train, output_dir=str(CHECKPOINTS)).training_arguments()

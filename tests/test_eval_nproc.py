@@ -105,7 +105,7 @@ def run_one(job, stores, backend, cache=None) -> int:
     generated = 0
     for bench, rows in job.rows.items():
         if cache is not None:
-            warm_frames(cache, rows, job.runs[FRAMES[0]].media_root, PROTOCOL, FRAMES, 1)
+            warm_frames(cache, rows, job.runs[FRAMES[0]].media_root, [PROTOCOL.rules(f) for f in FRAMES], 1)
         for frames in FRAMES:
             store = stores[(bench, frames)]
             store.load(rows)

@@ -110,6 +110,18 @@ STAGE_EDITS = [
     ("base_model", {"tiny.base_model.kind": "hub"}, "tiny.base_model.kind", "must be one of tiny, local"),
     (
         "base_model",
+        {"tiny.base_model.family": "qwen3"},
+        "tiny.base_model.family",
+        "must be one of qwen2_5_vl, qwen3_vl, qwen3_5",
+    ),
+    (
+        "base_model",
+        {"tiny.base_model.model.vision_deepstack_indexes": [2]},
+        "tiny.base_model.model.vision_deepstack_indexes",
+        "must lie in [0, vision_depth), got [2]",
+    ),
+    (
+        "base_model",
         {"tiny.base_model.model.num_key_value_heads": 3},
         "tiny.base_model.model.num_key_value_heads",
         "must divide num_attention_heads (4), got 3",

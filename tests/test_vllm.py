@@ -234,7 +234,7 @@ def test_weight_sync_makes_vllm_sample_from_the_updated_policy(engine, hf, sharp
         prompts = [
             {
                 "prompt": chat_text(engine.processor, r.messages, add_generation_prompt=True),
-                "multi_modal_data": vllm_engine.multi_modal_data(r.medium),
+                "multi_modal_data": vllm_engine.multi_modal_data(engine.processor, r.medium),
             }
             for r in requests[:2]
         ]

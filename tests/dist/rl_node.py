@@ -69,7 +69,7 @@ def vllm_against_policy(engine, model, processor, row, medium) -> float:
 
     request = GenerationRequest([user_message(row)], medium)
     prompt = {"prompt": chat_text(processor, request.messages, add_generation_prompt=True),
-              "multi_modal_data": multi_modal_data(medium)}
+              "multi_modal_data": multi_modal_data(processor, medium)}
     [out] = engine.llm.generate([prompt], SamplingParams(temperature=1.0, max_tokens=12, seed=0, logprobs=0), use_tqdm=False)
     sample = out.outputs[0]
     theirs = torch.tensor([lp[t].logprob for lp, t in zip(sample.logprobs, sample.token_ids)])

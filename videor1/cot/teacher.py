@@ -10,6 +10,7 @@ from typing import Protocol
 
 from ..generation import GenerationBackend, GenerationRequest, SamplingConfig, too_long
 from ..media import MediaError, MediaRules, load_medium
+from ..models.families import input_family
 from ..prompts import user_message
 
 
@@ -61,7 +62,8 @@ class ModelTeacher:
         backend_name: str,
         media_workers: int = 2,
     ):
-        self.backend, self.processor, self.sampling, self.rules = backend, processor, sampling, rules
+        self.backend, self.processor, self.sampling = backend, processor, sampling
+        self.rules = input_family(processor).media_rules(rules)  # frames resized for the processor's patches
         self.max_prompt_tokens = max_prompt_tokens
         self.signature, self.backend_name, self.media_workers = model_signature, backend_name, media_workers
 

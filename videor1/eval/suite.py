@@ -8,7 +8,7 @@ they end in row order, so N workers leave the files a single process does, byte 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from ..data.rows import read_rows
 from ..distributed import gpu_groups
 from ..generation import make_backend
-from ..media import FrameCache, MediaError
-from ..models import model_signature
+from ..media import FrameCache, MediaError, MediaRules
+from ..models import family_of, model_signature
 from .parallel import EvalJob, ShardedStore, plan_units, run_pool
 from .protocol import EvalProtocol
 from .runner import EvalRun, evaluate_rows, run_fingerprint
@@ -69,13 +69,10 @@ def frame_cache(cfg: EvalParams) -> FrameCache | None:
     return FrameCache(c.dir, int(c.max_gb * 2**30)) if c is not None and c.dir else None
 
 
-def warm_frames(
-    cache: FrameCache, rows: list[dict], root: Path, protocol: EvalProtocol, frames: list[int], workers: int
-) -> int:
-    """Decode every video once, at the union of its frame counts' indices, into the cache. Unreadable videos
-    are left to the runner, which records their error per row."""
+def warm_frames(cache: FrameCache, rows: list[dict], root: Path, rules: Sequence[MediaRules], workers: int) -> int:
+    """Decode every video once, at the union of its frame counts' indices (one ``rules`` each), into the cache.
+    Unreadable videos are left to the runner, which records their error per row."""
     paths = sorted({root / str(r["path"]) for r in rows if r.get("data_type") == "video" and "path" in r})
-    rules = [protocol.rules(f) for f in frames]
 
     def warm(path: Path) -> None:
         try:
@@ -116,11 +113,13 @@ class ModelEvaluation:
         self.cache = frame_cache(cfg)
         sampling = self.protocol.sampling(cfg.seed)
         # N workers: a video is decoded for every frame count by whichever worker needs it first (no serial warm-up)
-        warm = tuple(self.protocol.rules(f) for f in cfg.frames) if self.cache is not None and cfg.nproc > 1 else ()
+        # frames resized for the model's patches (its family's factor)
+        self.rules = {f: family_of(model_dir).media_rules(self.protocol.rules(f)) for f in cfg.frames}
+        warm = tuple(self.rules.values()) if self.cache is not None and cfg.nproc > 1 else ()
         self.runs = {
             f: EvalRun(
                 media_root=benchmarks.root,
-                rules=self.protocol.rules(f),
+                rules=self.rules[f],
                 sampling=sampling,
                 batch_size=cfg.batch_size,
                 media_workers=cfg.media_workers,
@@ -157,7 +156,7 @@ class ModelEvaluation:
         for bench, rows in self.benchmarks.rows.items():  # one benchmark's videos in the cache at a time suffice
             if self.cache is not None:
                 t0 = time.perf_counter()
-                warm_frames(self.cache, rows, self.benchmarks.root, self.protocol, cfg.frames, cfg.media_workers)
+                warm_frames(self.cache, rows, self.benchmarks.root, list(self.rules.values()), cfg.media_workers)
                 record["frame_cache_seconds"] = round(record["frame_cache_seconds"] + time.perf_counter() - t0, 2)
             for frames in cfg.frames:
                 store = self.stores[(bench, frames)]

@@ -2,9 +2,11 @@
 
 Frames and images arrive already sampled and resized by ``videor1.media`` (spec
 section 5), so the processor is told not to sample or resize again; the video's
-sampled fps goes in as metadata so ``second_per_grid_ts`` (temporal positions)
-is right. The result carries ``mm_token_type_ids`` and ``second_per_grid_ts``:
-pass both to the model, or M-RoPE silently falls back to other positions.
+video's metadata goes in as its family needs it: the sampled fps for Qwen2.5-VL's
+``second_per_grid_ts`` (temporal positions), the source fps and frame indices for
+Qwen3-VL's prompt timestamps. The result carries ``mm_token_type_ids`` (and, for
+Qwen2.5-VL, ``second_per_grid_ts``): pass them to the model, or M-RoPE silently
+falls back to other positions.
 vLLM gets the same frames, metadata and processor switches (``vllm_engine``).
 """
 
@@ -16,6 +18,7 @@ from transformers import BatchFeature
 from transformers.video_utils import VideoMetadata
 
 from ..media import Medium
+from ..models.families import input_family
 
 # What the processor must not redo: our readers already sampled and resized (spec section 5).
 IMAGE_KWARGS = {"do_resize": False}
@@ -30,17 +33,17 @@ def chat_text(processor, messages: list[dict], *, add_generation_prompt: bool) -
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
-def video_metadata(medium: Medium) -> dict:
-    """The sampled frames' metadata: their fps sets ``second_per_grid_ts`` (= temporal patch / fps)."""
-    n = medium.num_frames
-    fps = medium.video.sample_fps
-    return {"total_num_frames": n, "fps": fps, "frames_indices": list(range(n)), "duration": n / fps}
+def video_metadata(processor, medium: Medium) -> dict:
+    """The sampled frames' metadata as the processor's family needs it (videor1.models.families): Qwen2.5-VL's
+    temporal positions come from the sampled fps, Qwen3-VL's prompt timestamps from the source fps and indices."""
+    return input_family(processor).video_metadata(medium.video)
 
 
 def processor_inputs(
     processor, texts: Sequence[str], media: Sequence[Medium | None], *, padding_side: str = "left"
 ) -> BatchFeature:
     """Tokenize ``texts`` (chat-templated) with their media; media[i] belongs to texts[i] (or None for text only)."""
+    input_family(processor).check_sizes(media)
     images = [m.image for m in media if m is not None and m.data_type == "image"]
     videos = [m for m in media if m is not None and m.data_type == "video"]
     kwargs = {}
@@ -50,27 +53,21 @@ def processor_inputs(
     if videos:
         kwargs["videos"] = [m.video.frames for m in videos]
         kwargs["videos_kwargs"] = {
-            "video_metadata": [VideoMetadata(**video_metadata(m)) for m in videos],
+            "video_metadata": [VideoMetadata(**video_metadata(processor, m)) for m in videos],
             **VIDEO_KWARGS,
         }
     return processor(text=list(texts), padding=True, padding_side=padding_side, return_tensors="pt", **kwargs)
 
 
-def media_tokens(medium: Medium | None, merge: int = 2, patch: int = 14, temporal: int = 2) -> int:
-    """How many placeholder tokens the processor expands the medium into (Qwen2.5-VL's 2x2 merge)."""
-    if medium is None:
-        return 0
-    if medium.data_type == "image":
-        h, w = medium.image.height, medium.image.width
-        return (h // patch) * (w // patch) // (merge * merge)
-    t, _, h, w = medium.video.frames.shape
-    return -(-t // temporal) * (h // patch) * (w // patch) // (merge * merge)
+def media_tokens(processor, medium: Medium | None) -> int:
+    """How many tokens the processor expands the medium's one placeholder into (timestamps included)."""
+    return 0 if medium is None else input_family(processor).placeholder_tokens(processor.tokenizer, medium)
 
 
 def prompt_length(processor, messages: list[dict], medium: Medium | None) -> int:
     """Tokens of the chat-templated prompt once its one placeholder is expanded; no pixels are processed."""
     n = len(processor.tokenizer(chat_text(processor, messages, add_generation_prompt=True))["input_ids"])
-    return n + (media_tokens(medium) - 1 if medium is not None else 0)
+    return n + (media_tokens(processor, medium) - 1 if medium is not None else 0)
 
 
 def too_long(processor, messages: list[dict], medium: Medium | None, limit: int | None) -> str | None:

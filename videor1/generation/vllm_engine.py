@@ -57,14 +57,34 @@ def _import_vllm():
     return vllm
 
 
-def multi_modal_data(medium: Medium | None) -> dict:
-    """The medium as vLLM takes it: a PIL image, or (T×H×W×C uint8 frames, metadata with the sampled fps)."""
+def multi_modal_data(processor, medium: Medium | None) -> dict:
+    """The medium as vLLM takes it: a PIL image, or (T×H×W×C uint8 frames, the metadata the transformers path gives
+    the processor of this family)."""
     if medium is None:
         return {}
     if medium.data_type == "image":
         return {"image": medium.image}
     frames = np.ascontiguousarray(medium.video.frames.permute(0, 2, 3, 1).numpy())
-    return {"video": (frames, {**video_metadata(medium), "video_backend": "pyav", "do_sample_frames": False})}
+    return {
+        "video": (frames, {**video_metadata(processor, medium), "video_backend": "pyav", "do_sample_frames": False})
+    }
+
+
+def check_one_normalisation(processor, model_path) -> None:
+    """ValueError unless images and video frames are normalised alike. vLLM 0.32 normalises every medium on the
+    device with the image processor's mean and std (``mm_input_norm``), so video frames of a processor whose video
+    statistics differ would reach the tower other than transformers feeds them (measured: 7 of 48 greedy outputs
+    differed on a tiny Qwen3-VL whose video processor had 0.5/0.5 and its image processor CLIP's statistics)."""
+    stats = {}
+    for kind in ("image", "video"):
+        p = getattr(processor, f"{kind}_processor", None)
+        if p is not None:
+            stats[kind] = (list(p.image_mean or []), list(p.image_std or []), p.rescale_factor, p.do_normalize)
+    if len(set(map(repr, stats.values()))) > 1:
+        raise ValueError(
+            f"{model_path}: the image and video processors normalise differently ({stats}); vLLM normalises both "
+            "with the image processor's mean and std: give the video processor the same"
+        )
 
 
 def cpu_scheduler(max_model_len: int) -> dict:
@@ -152,6 +172,7 @@ class VLLMBackend:
         )
         vllm = _import_vllm()
         self.processor = load_processor(model_path)
+        check_one_normalisation(self.processor, model_path)
         self.max_model_len = max_model_len
         self.sleep_mode = sleep_mode
         self.asleep: list[str] = []  # what sleep mode took off the device and not yet woken: "weights", "kv_cache"
@@ -190,7 +211,7 @@ class VLLMBackend:
             prompts.append(
                 {
                     "prompt": chat_text(self.processor, r.messages, add_generation_prompt=True),
-                    "multi_modal_data": multi_modal_data(r.medium),
+                    "multi_modal_data": multi_modal_data(self.processor, r.medium),
                 }
             )
             # vLLM seeds each request (and child k of an n > 1 request with seed + k): one seed for all would
@@ -216,7 +237,7 @@ class VLLMBackend:
         prompts = [
             {
                 "prompt": chat_text(self.processor, r.messages, add_generation_prompt=True),
-                "multi_modal_data": multi_modal_data(r.medium),
+                "multi_modal_data": multi_modal_data(self.processor, r.medium),
             }
             for r in requests
         ]

@@ -38,6 +38,7 @@ FRAME_RULES = (
     "video_max_pixels",
     "video_pixel_rule",
     "frame_index_rule",
+    "factor",
 )
 FORMAT = 1  # bump when the entry layout changes
 STALE_TMP_S = 3600
@@ -118,6 +119,7 @@ class FrameCache:
                     max_frames=r.max_frames,
                     min_pixels=r.video_min_pixels,
                     max_pixels=r.video_max_pixels,
+                    factor=r.factor,
                     pixel_rule=r.video_pixel_rule,
                     index_rule=r.frame_index_rule,
                 )

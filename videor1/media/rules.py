@@ -29,12 +29,15 @@ class MediaRules:
     video_pixel_rule: str = "bounds"
     # "exact": round(linspace) in exact arithmetic. "float32": torch.linspace's float32, as the public script.
     frame_index_rule: str = "exact"
+    # Side of one merged vision token in pixels (patch x spatial merge): 28 for Qwen2.5-VL, 32 for Qwen3-VL and
+    # Qwen3.5. A property of the model, not a params knob: stages take it from the model's family.
+    factor: int = 28
 
     def __post_init__(self):
         one_of(self, "video_pixel_rule", ("bounds", "qwen_vl_utils"))
         one_of(self, "frame_index_rule", ("exact", "float32"))
         above(self, 0, "fps")
-        at_least(self, 1, "min_frames", "video_min_pixels", "image_min_pixels")
+        at_least(self, 1, "min_frames", "video_min_pixels", "image_min_pixels", "factor")
         at_least(self, FRAME_FACTOR, "max_frames")  # frames go to the model in pairs: fewer than 2 samples none
         for kind in ("video", "image"):
             low, high = getattr(self, f"{kind}_min_pixels"), getattr(self, f"{kind}_max_pixels")
@@ -68,12 +71,16 @@ def load_medium(path: str | Path, data_type: str, rules: MediaRules, *, threads:
             min_pixels=rules.video_min_pixels,
             max_pixels=rules.video_max_pixels,
             threads=threads,
+            factor=rules.factor,
             pixel_rule=rules.video_pixel_rule,
             index_rule=rules.frame_index_rule,
         )
         return Medium("video", video=video)
     if data_type == "image":
         return Medium(
-            "image", image=read_image(path, min_pixels=rules.image_min_pixels, max_pixels=rules.image_max_pixels)
+            "image",
+            image=read_image(
+                path, min_pixels=rules.image_min_pixels, max_pixels=rules.image_max_pixels, factor=rules.factor
+            ),
         )
     raise ValueError(f"unknown data_type {data_type!r} (expected 'video' or 'image')")

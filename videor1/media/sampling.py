@@ -84,16 +84,26 @@ def frame_indices_float32(total_frames: int, nframes: int) -> list[int]:
     return torch.linspace(0, total_frames - 1, nframes).round().long().tolist()
 
 
-VIDEO_TOTAL_PIXELS = int(128000 * 28 * 28 * 0.9)  # qwen-vl-utils' default token budget of one video, in pixels
+MODEL_SEQ_LEN = 128000  # qwen-vl-utils' default token budget of one video (its MODEL_SEQ_LEN)
+
+
+def video_total_pixels(factor: int = 28) -> int:
+    """qwen-vl-utils' default ``total_pixels`` of one video: 90% of MODEL_SEQ_LEN merged tokens of side ``factor``."""
+    return int(MODEL_SEQ_LEN * factor * factor * 0.9)
+
+
+VIDEO_TOTAL_PIXELS = video_total_pixels(28)
 
 
 def qwen_vl_utils_max_pixels(
-    min_pixels: int, max_pixels: int, nframes: int, total_pixels: int = VIDEO_TOTAL_PIXELS
+    min_pixels: int, max_pixels: int, nframes: int, total_pixels: int | None = None, *, factor: int = 28
 ) -> int:
     """The per-frame pixel cap qwen-vl-utils' ``fetch_video`` really applies:
-    ``max(min(max_pixels, total_pixels / nframes * 2), int(1.05 * min_pixels))``. With min = max = 128·28·28
-    (the public eval script) a frame may hold up to 105,369 pixels, not 100,352."""
-    return int(max(min(max_pixels, total_pixels / nframes * FRAME_FACTOR), int(min_pixels * 1.05)))
+    ``max(min(max_pixels, total_pixels / nframes * 2), int(1.05 * min_pixels))``, ``total_pixels`` by default
+    ``video_total_pixels(factor)``. With min = max = 128·28·28 (the public eval script) a frame may hold up to
+    105,369 pixels, not 100,352."""
+    total = video_total_pixels(factor) if total_pixels is None else total_pixels
+    return int(max(min(max_pixels, total / nframes * FRAME_FACTOR), int(min_pixels * 1.05)))
 
 
 def smart_resize(

@@ -279,7 +279,7 @@ def sampling_plan(
     try:
         n = smart_nframes(info.total_frames, info.fps, fps=fps, min_frames=min_frames, max_frames=max_frames)
         if pixel_rule == "qwen_vl_utils":
-            max_pixels = qwen_vl_utils_max_pixels(min_pixels, max_pixels, n)
+            max_pixels = qwen_vl_utils_max_pixels(min_pixels, max_pixels, n, factor=factor)
         height, width = smart_resize(
             info.height, info.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
         )

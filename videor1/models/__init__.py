@@ -1,4 +1,6 @@
-"""Models: the offline tiny Qwen2.5-VL kit and local loading."""
+"""Models: the families (videor1/models/families/), the offline tiny-model kit and local loading."""
+
+from .families import FAMILIES, ModelFamily, family_of, get_family, input_family
 
 from .loading import ATTENTION, check_attention, check_model_dir, empty_model, load_model, load_processor, model_signature, save_model_dir
 from .rope import reference_rope_index, use_reference_positions
@@ -6,6 +8,11 @@ from .tiny import TinyModelConfig, build_processor, build_tiny_model, tiny_confi
 from .tokenizer import QWEN25_SPECIAL_TOKENS, VISION_TOKENS, build_tokenizer, chat_template, qwen_tokenizer, train_bpe_tokenizer
 
 __all__ = [
+    "FAMILIES",
+    "ModelFamily",
+    "family_of",
+    "get_family",
+    "input_family",
     "QWEN25_SPECIAL_TOKENS",
     "VISION_TOKENS",
     "TinyModelConfig",

@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 
 import torch
-from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+from transformers import AutoProcessor, PreTrainedModel, ProcessorMixin
 
 from ..io import atomic_path
-from .rope import use_reference_positions
+from .families import family_of
 
 REQUIRED_FILES = ("config.json", "tokenizer_config.json")
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")  # transformers 5 writes the first, hub models ship the second
@@ -48,18 +48,19 @@ def check_attention(name: str) -> str:
 
 
 def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32, device: str = "cpu",
-               attn_implementation: str = "sdpa") -> Qwen2_5_VLForConditionalGeneration:
-    """A model directory's model in ``dtype`` ("auto": the checkpoint's own) on ``device``, with the given attention
-    (text and vision towers alike)."""
+               attn_implementation: str = "sdpa") -> PreTrainedModel:
+    """A model directory's model (its family's class, from config.json) in ``dtype`` ("auto": the checkpoint's own)
+    on ``device``, with the given attention (text and vision towers alike)."""
     path = check_model_dir(path)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, local_files_only=True,
-                                                               attn_implementation=check_attention(attn_implementation))
-    use_reference_positions(model)
+    family = family_of(path)
+    model = family.model_class().from_pretrained(path, dtype=dtype, local_files_only=True,
+                                                 attn_implementation=check_attention(attn_implementation))
+    family.prepare(model)
     return model.to(device).eval()
 
 
 def empty_model(path: str | Path, *, dtype: torch.dtype = torch.float32,
-                attn_implementation: str = "sdpa") -> Qwen2_5_VLForConditionalGeneration:
+                attn_implementation: str = "sdpa") -> PreTrainedModel:
     """The model of a directory with its parameters on the meta device (no memory, no weights read) and its
     buffers real: rotary ``inv_freq`` is computed at construction and is not in the checkpoint."""
     from accelerate import init_empty_weights
@@ -67,14 +68,15 @@ def empty_model(path: str | Path, *, dtype: torch.dtype = torch.float32,
 
     config = AutoConfig.from_pretrained(check_model_dir(path), local_files_only=True,
                                         attn_implementation=check_attention(attn_implementation))
+    family = family_of(config)
     with init_empty_weights(include_buffers=False):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+        model = family.model_class()._from_config(config, dtype=dtype)
     model.tie_weights()  # as from_pretrained does: a tied LM head is the embedding itself
-    use_reference_positions(model)
+    family.prepare(model)
     return model.eval()
 
 
-def load_processor(path: str | Path) -> Qwen2_5_VLProcessor:
+def load_processor(path: str | Path) -> ProcessorMixin:
     return AutoProcessor.from_pretrained(check_model_dir(path), local_files_only=True)
 
 

@@ -1,10 +1,11 @@
-"""The `base_model` section: build the tiny random Qwen2.5-VL (``kind: tiny``) or link a local model directory."""
+"""The `base_model` section: build a tiny random model of a family (``kind: tiny``) or link a local model directory
+(whose config.json names its family)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..models import TinyModelConfig
+from ..models import FAMILIES, TinyModelConfig, family_of
 from .check import ConfigError, Section, at_least, one_of, require
 
 
@@ -38,6 +39,7 @@ class ProcessorParams:
 @dataclass(frozen=True)
 class BaseModelParams(Section):
     kind: str = "tiny"  # tiny: built here from a seed; local: a model directory on this machine, linked
+    family: str = "qwen2_5_vl"  # qwen2_5_vl | qwen3_vl | qwen3_5: the tiny model's, or the one the directory must hold
     path: str | None = None  # local: that directory (never downloaded)
     seed: int = 0
     threads: int = 1
@@ -47,9 +49,15 @@ class BaseModelParams(Section):
 
     def __post_init__(self):
         one_of(self, "kind", ("tiny", "local"))
+        one_of(self, "family", tuple(FAMILIES))
         at_least(self, 1, "threads")
         if self.kind == "local" and not self.path:
             raise ConfigError("path", "kind: local needs the model directory's path")
+
+    def check_local_family(self) -> None:
+        """The linked directory holds the family the params name (read from its config.json)."""
+        found = family_of(self.path).name
+        require(found == self.family, "family", f"is {self.family}, but {self.path}/config.json holds a {found} model")
 
     def tiny_model(self) -> TinyModelConfig:
         return replace(self.model, seed=self.seed)

@@ -37,6 +37,7 @@ from ..distributed import (
 from ..generation import Completion, SamplingConfig, too_long
 from ..io import append_jsonl, write_text
 from ..media import MediaError, MediaRules, load_medium
+from ..models.families import input_family
 from ..prompts import user_message
 from ..rewards import accuracy_rewards, format_rewards
 from .algorithm import group_advantages, policy_loss, shape_rewards
@@ -133,7 +134,8 @@ class RLTrainer:
         self._placeholder: Group | None = None
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.rows, self.rules, self.cfg, self.log = list(rows), rules, cfg, log
+        self.rows, self.cfg, self.log = list(rows), cfg, log
+        self.rules = input_family(processor).media_rules(rules)  # frames resized for the processor's patches
         self.dir = Path(checkpoint_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics_log = self.dir / "metrics.jsonl"
