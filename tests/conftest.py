@@ -142,6 +142,30 @@ def tiny_model_dir(synth_data, tmp_path_factory) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def family_model_dirs(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
+    """A saved tiny model of each family (videor1/models/families/), from the suite's tokenizer, with the tiny
+    profile's pixel bounds (each family's frames at their natural size: 4 merged tokens per temporal patch)."""
+    from videor1.models import (
+        FAMILIES,
+        TinyModelConfig,
+        build_processor,
+        build_tiny_model,
+        load_processor,
+        save_model_dir,
+    )
+
+    tokenizer = load_processor(tiny_model_dir).tokenizer
+    root = tmp_path_factory.mktemp("families")
+    for name in FAMILIES:
+        model = build_tiny_model(TinyModelConfig(seed=0), tokenizer, name)
+        save_model_dir(model, build_processor(tokenizer, family=name, **FAMILY_PIXELS), root / name)
+    return {name: root / name for name in FAMILIES}
+
+
+FAMILY_PIXELS = dict(image_min_pixels=3136, image_max_pixels=9216, video_min_pixels=3136, video_max_pixels=4096)
+
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = [
     "dvc.yaml",

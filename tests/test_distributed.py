@@ -160,15 +160,19 @@ def test_sft_steps_on_two_processes_equal_one_process(
 # One vision-tower call per micro-batch (videor1/sft/vision.py), in process: what makes ZeRO-3 above possible.
 
 
-@pytest.fixture(scope="module")
-def sft_examples(synth_data):
+def examples_for(synth_data, factor: int = 28) -> dict:
     import json
 
     from videor1.media import MediaRules
     from videor1.sft import SftDataset
 
     rules = MediaRules(
-        max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
+        max_frames=8,
+        video_min_pixels=3136,
+        video_max_pixels=3136 if factor == 28 else 4096,
+        image_min_pixels=3136,
+        image_max_pixels=7056 if factor == 28 else 9216,
+        factor=factor,
     )
     rows = [
         {**r, "media_root": str(synth_data), "process": f"<think>It is {r['solution']}.</think>"}
@@ -178,6 +182,21 @@ def sft_examples(synth_data):
     videos = [data[i] for i, r in enumerate(rows) if r["data_type"] == "video"]
     images = [data[i] for i, r in enumerate(rows) if r["data_type"] == "image"]
     return {"mixed": [videos[0], images[0], videos[1], images[1]], "images": images[:2], "videos": videos[:2]}
+
+
+@pytest.fixture(scope="module")
+def sft_examples(synth_data):
+    return examples_for(synth_data)
+
+
+@pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl", "qwen3_5"])
+def family_case(request, tiny_model_dir, family_model_dirs, synth_data):
+    """(model directory, SFT examples read under its family's rules) of each family."""
+    from videor1.models import get_family
+
+    family = get_family(request.param)
+    root = tiny_model_dir if family.name == "qwen2_5_vl" else family_model_dirs[family.name]
+    return root, examples_for(synth_data, family.factor)
 
 
 def module_calls(model) -> list[str]:
@@ -200,32 +219,38 @@ def loss_and_grads(model, batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, 
     )
 
 
-def test_one_vision_call_computes_what_one_call_per_modality_computes(tiny_model_dir, sft_examples):
-    """Images then videos in one tower call: the per-item embeddings, the loss and every gradient of a mixed
-    batch equal transformers' two calls (fp32); the tower runs once instead of twice."""
-    from videor1.models import load_model, load_processor
+def test_one_vision_call_computes_what_one_call_per_modality_computes(family_case):
+    """Images then videos in one tower call: the per-item embeddings (and Qwen3-VL's DeepStack features), the loss
+    and every gradient of a mixed batch equal transformers' two calls (fp32), in each family; the tower runs once
+    instead of twice."""
+    from videor1.models import family_of, load_model, load_processor
     from videor1.sft import SftCollator
     from videor1.sft.vision import use_one_vision_call, vision_features
 
-    plain, processor = load_model(tiny_model_dir), load_processor(tiny_model_dir)
-    batch = SftCollator(processor)(sft_examples["mixed"])
+    model_dir, examples = family_case
+    plain, processor = load_model(model_dir), load_processor(model_dir)
+    batch = SftCollator(processor)(examples["mixed"])
     inner = plain.model
     with torch.no_grad():
-        images = inner.get_image_features(
-            batch["pixel_values"], batch["image_grid_thw"], return_dict=True
-        ).pooler_output
-        videos = inner.get_video_features(
-            batch["pixel_values_videos"], batch["video_grid_thw"], return_dict=True
-        ).pooler_output
+        image_out = inner.get_image_features(batch["pixel_values"], batch["image_grid_thw"], return_dict=True)
+        video_out = inner.get_video_features(batch["pixel_values_videos"], batch["video_grid_thw"], return_dict=True)
+        images, videos = image_out.pooler_output, video_out.pooler_output
         one_images, one_videos = vision_features(
             inner, batch["pixel_values"], batch["image_grid_thw"], batch["pixel_values_videos"], batch["video_grid_thw"]
         )
+    deep = getattr(image_out, "deepstack_features", None)
+    assert bool(deep) == (family_of(model_dir).name == "qwen3_vl")
+    for one, out in ((one_images, image_out), (one_videos, video_out)):
+        for got_layer, want_layer in zip(
+            getattr(one, "deepstack_features", []), getattr(out, "deepstack_features", [])
+        ):
+            assert [float((g - w).abs().max()) < 1e-6 for g, w in zip(got_layer, want_layer)] == [True, True]
     assert [e.shape for e in one_images.pooler_output] == [e.shape for e in images] and len(images) == 2
     assert [e.shape for e in one_videos.pooler_output] == [e.shape for e in videos] and len(videos) == 2
     for got, want in zip(one_images.pooler_output + one_videos.pooler_output, images + videos):
         assert float((got - want).abs().max()) < 1e-6
 
-    hooked = load_model(tiny_model_dir)
+    hooked = load_model(model_dir)
     use_one_vision_call(hooked)
     plain_calls, hooked_calls = module_calls(plain), module_calls(hooked)
     loss, logits, grads = loss_and_grads(plain, batch)
@@ -238,14 +263,15 @@ def test_one_vision_call_computes_what_one_call_per_modality_computes(tiny_model
 
 
 @pytest.mark.parametrize("modality", ["images", "videos"])
-def test_one_vision_call_on_one_modality_is_bit_identical(tiny_model_dir, sft_examples, modality):
+def test_one_vision_call_on_one_modality_is_bit_identical(family_case, modality):
     from videor1.models import load_model, load_processor
     from videor1.sft import SftCollator
     from videor1.sft.vision import use_one_vision_call
 
-    plain, hooked = load_model(tiny_model_dir), load_model(tiny_model_dir)
+    model_dir, examples = family_case
+    plain, hooked = load_model(model_dir), load_model(model_dir)
     use_one_vision_call(hooked)
-    batch = SftCollator(load_processor(tiny_model_dir))(sft_examples[modality])
+    batch = SftCollator(load_processor(model_dir))(examples[modality])
     (loss, logits, grads), (one_loss, one_logits, one_grads) = (
         loss_and_grads(plain, batch),
         loss_and_grads(hooked, batch),

@@ -23,9 +23,6 @@ from videor1.generation.inputs import chat_text
 from videor1.media import MediaRules, load_medium, qwen_vl_utils_max_pixels, smart_resize
 from videor1.models import (
     FAMILIES,
-    TinyModelConfig,
-    build_processor,
-    build_tiny_model,
     family_of,
     input_family,
     load_model,
@@ -91,19 +88,6 @@ def test_patch_times_are_the_mean_time_of_each_pair_of_frames():
     assert patch_times([0, 5, 9], 5.0) == [0.5, 1.8]  # an odd count: the last frame fills its patch
 
 
-@pytest.fixture(scope="module")
-def family_dirs(tiny_model_dir, tmp_path_factory):
-    """A saved tiny model of each family, from the suite's tokenizer."""
-    tokenizer = load_processor(tiny_model_dir).tokenizer
-    root = tmp_path_factory.mktemp("families")
-    dirs = {}
-    for name in FAMILIES:
-        model = build_tiny_model(TinyModelConfig(seed=0), tokenizer, name)
-        save_model_dir(model, build_processor(tokenizer, family=name, **TINY), root / name)
-        dirs[name] = root / name
-    return dirs
-
-
 CLASSES = {
     "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor"),
     "qwen3_vl": ("Qwen3VLForConditionalGeneration", "Qwen3VLProcessor"),
@@ -112,12 +96,12 @@ CLASSES = {
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_a_tiny_model_of_each_family_loads_as_its_class_and_counts_its_prompt(name, family_dirs, synth_data):
+def test_a_tiny_model_of_each_family_loads_as_its_class_and_counts_its_prompt(name, family_model_dirs, synth_data):
     """Built, saved and loaded by the family config.json names; the prompt length counted without processing pixels
     (timestamps included) is the processor's, and transformers generates from image and video prompts."""
-    model, processor = load_model(family_dirs[name]), load_processor(family_dirs[name])
+    model, processor = load_model(family_model_dirs[name]), load_processor(family_model_dirs[name])
     assert (type(model).__name__, type(processor).__name__) == CLASSES[name]
-    assert family_of(family_dirs[name]).name == name and family_of(model).name == name
+    assert family_of(family_model_dirs[name]).name == name and family_of(model).name == name
     if name == "qwen3_vl":
         assert model.config.vision_config.deepstack_visual_indexes == [0]
     if name == "qwen3_5":
@@ -137,8 +121,8 @@ def test_a_tiny_model_of_each_family_loads_as_its_class_and_counts_its_prompt(na
     assert [len(c[0].token_ids) for c in outputs] == [4, 4]
 
 
-def test_media_read_under_another_familys_rules_are_refused_in_one_line(family_dirs, synth_data):
-    processor = load_processor(family_dirs["qwen3_vl"])
+def test_media_read_under_another_familys_rules_are_refused_in_one_line(family_model_dirs, synth_data):
+    processor = load_processor(family_model_dirs["qwen3_vl"])
     row = next(r for r in json.loads((synth_data / "train.json").read_text()) if r["data_type"] == "video")
     medium = load_medium(synth_data / row["path"], "video", RULES)  # 28-px rules: 56 x 56 frames
     text = chat_text(processor, [user_message(row)], add_generation_prompt=True)
@@ -153,10 +137,12 @@ def prompt_stamps(processor, row, medium) -> list[float]:
 
 
 @pytest.mark.parametrize("name", ["qwen3_vl", "qwen3_5"])
-def test_prompt_timestamps_are_the_sampled_frames_times_and_survive_a_shuffle(name, family_dirs, synth_data, long_clip):
+def test_prompt_timestamps_are_the_sampled_frames_times_and_survive_a_shuffle(
+    name, family_model_dirs, synth_data, long_clip
+):
     """Each ``<t seconds>`` is the mean source time of its two frames (index / source fps), not the sampled fps's
     i / 1.6; a shuffled clip keeps the timestamps of the positions, only the contents move."""
-    processor = load_processor(family_dirs[name])
+    processor = load_processor(family_model_dirs[name])
     rules = input_family(processor).media_rules(RULES)
     row = next(r for r in json.loads((synth_data / "train.json").read_text()) if r["data_type"] == "video")
     for path, frames in ((synth_data / row["path"], 8), (long_clip, 16)):
@@ -187,11 +173,11 @@ def redraw(model, seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def sharp_qwen3(family_dirs, tmp_path_factory):
-    model = load_model(family_dirs["qwen3_vl"])
+def sharp_qwen3(family_model_dirs, tmp_path_factory):
+    model = load_model(family_model_dirs["qwen3_vl"])
     redraw(model, seed=1)
     target = tmp_path_factory.mktemp("models") / "sharp-qwen3-vl"
-    save_model_dir(model, load_processor(family_dirs["qwen3_vl"]), target)
+    save_model_dir(model, load_processor(family_model_dirs["qwen3_vl"]), target)
     return target
 
 
@@ -305,11 +291,11 @@ def test_qwen2_5_vl_inputs_keep_their_sampled_fps_metadata():
         assert family.video_metadata(video)["frames_indices"] == [0, 3, 5, 8]
 
 
-def test_vllm_refuses_a_processor_that_normalises_images_and_videos_differently(family_dirs, tmp_path):
+def test_vllm_refuses_a_processor_that_normalises_images_and_videos_differently(family_model_dirs, tmp_path):
     """vLLM normalises every medium with the image processor's statistics: such a model is refused before any
     engine starts, in one line."""
-    processor = load_processor(family_dirs["qwen3_vl"])
+    processor = load_processor(family_model_dirs["qwen3_vl"])
     processor.video_processor.image_mean = [0.48145466, 0.4578275, 0.40821073]  # CLIP's, as the image processor had
-    save_model_dir(load_model(family_dirs["qwen3_vl"]), processor, tmp_path / "mixed")
+    save_model_dir(load_model(family_model_dirs["qwen3_vl"]), processor, tmp_path / "mixed")
     with pytest.raises(ValueError, match="normalise differently"):
         vllm_engine.VLLMBackend(str(tmp_path / "mixed"), max_model_len=2048, dtype="float32")

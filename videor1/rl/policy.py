@@ -107,6 +107,8 @@ def vision_once(model, rows: int):
         def features(pixels, grid_thw=None, **kwargs):
             out = original(pixels, grid_thw[: len(grid_thw) // rows], **kwargs)
             out.pooler_output = tuple(out.pooler_output) * rows
+            if getattr(out, "deepstack_features", None):  # Qwen3-VL: each tapped layer's features, rows times too
+                out.deepstack_features = [tuple(f) * rows for f in out.deepstack_features]
             return out
 
         return features

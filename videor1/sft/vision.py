@@ -57,10 +57,19 @@ def vision_features(inner, pixel_values, image_grid_thw, pixel_values_videos, vi
     else:
         pixels, grid = torch.cat([p for p, _ in parts]), torch.cat([g for _, g in parts])
     out = visual(pixels, grid_thw=grid, return_dict=True, **kwargs)
-    items = torch.split(out.pooler_output, (grid.prod(-1) // visual.spatial_merge_size**2).tolist())
+    sizes = (grid.prod(-1) // visual.spatial_merge_size**2).tolist()
+    items = torch.split(out.pooler_output, sizes)
+    # Qwen3-VL's DeepStack features (one tensor per tapped tower layer), split per item like the embeddings
+    deep = [torch.split(f, sizes) for f in getattr(out, "deepstack_features", None) or []]
+
+    def part(items_of: slice):
+        if not deep:
+            return BaseModelOutputWithPooling(pooler_output=items[items_of])
+        return type(out)(pooler_output=items[items_of], deepstack_features=[d[items_of] for d in deep])
+
     n_images = len(image_grid_thw) if pixel_values is not None else 0
-    image = BaseModelOutputWithPooling(pooler_output=items[:n_images]) if pixel_values is not None else None
-    video = BaseModelOutputWithPooling(pooler_output=items[n_images:]) if pixel_values_videos is not None else None
+    image = part(slice(0, n_images)) if pixel_values is not None else None
+    video = part(slice(n_images, None)) if pixel_values_videos is not None else None
     return image, video
 
 
@@ -77,7 +86,9 @@ def black_image(visual, device) -> tuple[torch.Tensor, torch.Tensor]:
 def _dummy_vision_zero(inner, device, **kwargs) -> torch.Tensor:
     """0 × the tower's output on a black image: a scalar zero that runs the tower forward and backward."""
     pixels, grid = black_image(inner.visual, device)
-    return inner.visual(pixels, grid_thw=grid, return_dict=True, **kwargs).pooler_output.sum() * 0.0
+    out = inner.visual(pixels, grid_thw=grid, return_dict=True, **kwargs)
+    deep = getattr(out, "deepstack_features", None) or []  # Qwen3-VL's DeepStack mergers take part too
+    return (out.pooler_output.sum() + sum(f.sum() for f in deep)) * 0.0
 
 
 def dummy_vision_inputs(model, device) -> dict:
@@ -124,8 +135,8 @@ def one_vision_call_forward(self, *args, **kwargs):
 
 
 def use_one_vision_call(model) -> None:
-    """Give a Qwen2.5-VL model (the ``…ForConditionalGeneration`` or its inner model) the one-call forward."""
+    """Give a model of any family (the ``…ForConditionalGeneration`` or its inner model) the one-call forward."""
     inner = getattr(model, "model", model)
     if not hasattr(inner, "visual"):
-        raise TypeError(f"{type(inner).__name__} has no vision tower (expected Qwen2.5-VL's inner model)")
+        raise TypeError(f"{type(inner).__name__} has no vision tower (expected a vision-language model's inner model)")
     inner.forward = types.MethodType(one_vision_call_forward, inner)
