@@ -165,15 +165,31 @@ def tiny(tiny_model_dir):
     return load_model(tiny_model_dir), load_processor(tiny_model_dir)
 
 
+@pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl", "qwen3_5"])
+def family_tiny(request, tiny_model_dir, family_model_dirs):
+    """(model, processor, media rules) of each family's tiny model."""
+    from videor1.models import get_family
+
+    family = get_family(request.param)
+    if family.name == "qwen2_5_vl":
+        return load_model(tiny_model_dir), load_processor(tiny_model_dir), RULES
+    root = family_model_dirs[family.name]
+    rules = family.media_rules(replace(RULES, video_max_pixels=4096, image_max_pixels=9216))
+    return load_model(root), load_processor(root), rules
+
+
 @pytest.fixture(scope="module")
 def rows(synth_data):
     return [{**r, "media_root": str(synth_data)} for r in json.loads((synth_data / "train.json").read_text())]
 
 
-def test_logprobs_equal_a_plain_forward_and_see_the_frames(tiny, rows, synth_data):
-    model, processor = tiny
+def test_logprobs_equal_a_plain_forward_and_see_the_frames(family_tiny, rows, synth_data):
+    """In each family: the completion log-probs equal a plain forward's, with the family's extra inputs (Qwen2.5-VL's
+    seconds per temporal patch, Qwen3-VL's DeepStack), and they change with the frames' order and, for Qwen2.5-VL,
+    their temporal positions."""
+    model, processor, rules = family_tiny
     row = next(r for r in rows if r["data_type"] == "video")
-    medium = load_medium(synth_data / row["path"], "video", RULES)
+    medium = load_medium(synth_data / row["path"], "video", rules)
     prompt = prompt_inputs(processor, row, medium)
     comps = [[5, 6, 7, 8], [9, 10]]
     with torch.no_grad():
@@ -192,10 +208,13 @@ def test_logprobs_equal_a_plain_forward_and_see_the_frames(tiny, rows, synth_dat
         other, _ = completion_logprobs(
             model, prompt_inputs(processor, row, reversed_), comps, processor.tokenizer.pad_token_id
         )
+    assert not torch.allclose(logp, other)
+    if "second_per_grid_ts" in prompt:  # Qwen2.5-VL: time in the positions (Qwen3-VL's is in the prompt's text)
         slower = dict(prompt)
         slower["second_per_grid_ts"] = prompt["second_per_grid_ts"] * 4  # other temporal positions
-        timed, _ = completion_logprobs(model, type(prompt)(slower), comps, processor.tokenizer.pad_token_id)
-    assert not torch.allclose(logp, other) and not torch.allclose(logp, timed)
+        with torch.no_grad():
+            timed, _ = completion_logprobs(model, type(prompt)(slower), comps, processor.tokenizer.pad_token_id)
+        assert not torch.allclose(logp, timed)
 
 
 def test_data_order_is_seeded_and_covers_every_row():
@@ -418,15 +437,16 @@ def test_gradient_checkpointing_gives_the_shared_prompt_numbers(tiny, rows, synt
 
 @pytest.mark.parametrize("data_type", ["video", "image"])
 def test_the_checkpointed_path_runs_the_vision_tower_once_with_the_gradients_of_g_runs(
-    tiny, rows, synth_data, data_type
+    family_tiny, rows, synth_data, data_type
 ):
     """G = 4 whole sequences under gradient checkpointing: one vision-tower call shared by the four rows; the
-    log-probs and every gradient (the tower's included, which trains) equal four calls on repeated pixels."""
+    log-probs and every gradient (the tower's included, which trains; Qwen3-VL's DeepStack mergers too) equal four
+    calls on repeated pixels, in each family."""
     from videor1.rl.policy import completion_batch, separate_logprobs
 
-    model, processor = tiny
+    model, processor, rules = family_tiny
     row = next(r for r in rows if r["data_type"] == data_type)
-    prompt = prompt_inputs(processor, row, load_medium(synth_data / row["path"], data_type, RULES))
+    prompt = prompt_inputs(processor, row, load_medium(synth_data / row["path"], data_type, rules))
     ids, mask = completion_batch([[5, 6, 7, 8], [9, 10], [11, 12, 13], [14]], processor.tokenizer.pad_token_id, "cpu")
 
     def run(logprobs):

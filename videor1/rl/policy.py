@@ -26,6 +26,8 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from transformers import BatchFeature
 
+from ..models.families import family_of
+
 CHUNK_TOKENS = 1024  # positions whose logits exist at once (1024 × 151,665 × 4 B = 0.58 GiB in fp32)
 
 
@@ -102,10 +104,17 @@ def vision_once(model, rows: int):
     grids ``rows`` times (the positions need every row's grids), and hand back the embeddings ``rows`` times."""
     inner = model.model
     originals = {name: getattr(inner, name) for name in ("get_image_features", "get_video_features")}
+    inside = []  # Qwen3-VL's get_video_features calls get_image_features: only the outer call shares
 
     def once(original):
         def features(pixels, grid_thw=None, **kwargs):
-            out = original(pixels, grid_thw[: len(grid_thw) // rows], **kwargs)
+            if inside:
+                return original(pixels, grid_thw, **kwargs)
+            inside.append(True)
+            try:
+                out = original(pixels, grid_thw[: len(grid_thw) // rows], **kwargs)
+            finally:
+                inside.pop()
             out.pooler_output = tuple(out.pooler_output) * rows
             if getattr(out, "deepstack_features", None):  # Qwen3-VL: each tapped layer's features, rows times too
                 out.deepstack_features = [tuple(f) * rows for f in out.deepstack_features]
@@ -165,11 +174,12 @@ def completion_logprobs(
     ``prompt``: the processor's inputs for ONE prompt (batch of 1, no padding) with its vision tensors.
     The prompt (vision encoder included) runs once; its key/value cache is shared by the G completions,
     which continue its text positions. Gradients flow through the shared prompt as through G copies.
-    With gradient checkpointing on (no cache in training), G whole sequences run instead (same numbers).
+    With gradient checkpointing on (no cache in training), or for a family whose cache cannot be shared
+    (``ModelFamily.prompt_cache``: Qwen3.5's recurrent state), G whole sequences run instead (same numbers).
     """
     device = prompt["input_ids"].device
     ids, mask = completion_batch(completions, pad_id, device)
-    if model.training and getattr(model, "is_gradient_checkpointing", False):
+    if (model.training and getattr(model, "is_gradient_checkpointing", False)) or not family_of(model).prompt_cache:
         return separate_logprobs(model, prompt, ids, mask, chunk_tokens), mask
     rows, length = ids.shape
     positions = prompt_positions(model, prompt)

@@ -23,6 +23,9 @@ class ModelFamily:
     patch_size: ClassVar[int]  # vision patch side in pixels
     merge_size: ClassVar[int] = 2  # spatial merge: merge_size² patches become one LLM token
     temporal_patch_size: ClassVar[int] = 2  # frames per temporal patch
+    # the prompt's key/value cache can be repeated for a group's G completions (transformers' cache of a
+    # Gated DeltaNet layer cannot: Qwen3.5 runs G whole sequences instead)
+    prompt_cache: ClassVar[bool] = True
 
     @property
     def factor(self) -> int:

@@ -10,6 +10,7 @@ class Qwen3_5(Qwen3_VL):
     name = "qwen3_5"
     label = "Qwen3.5"
     model_types = ("qwen3_5",)
+    prompt_cache = False  # transformers' linear-attention cache layer has no batch_repeat_interleave
 
     def model_class(self):
         from transformers import Qwen3_5ForConditionalGeneration
