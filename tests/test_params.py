@@ -282,7 +282,9 @@ def test_types_follow_one_rule():
         assert str(err.value) == f"train.{knob}: {reason}" or reason in str(err.value), err.value
 
 
-@pytest.mark.parametrize("path, profiles", [("params.yaml", ["tiny", "paper"]), ("toy/params.yaml", ["toy"])])
+@pytest.mark.parametrize(
+    "path, profiles", [("params.yaml", ["tiny", "paper", "paper_qwen3_vl"]), ("toy/params.yaml", ["toy"])]
+)
 def test_every_profile_validates_cleanly(path, profiles):
     """Every section of every profile builds (the paper profile's model and data need not exist here: a stage
     checks its inputs when it starts), as do the toy report's inputs and the orchestration section."""

@@ -29,6 +29,30 @@ def test_the_7b_architecture_has_8_29b_parameters_with_its_vision_tower(seven_b)
     assert (seven_b.hidden, seven_b.layers, seven_b.vocab, seven_b.vision_layers) == (3584, 28, 152064, 32)
 
 
+def test_the_qwen3_vl_8b_architecture_has_8_77b_parameters_and_16_pixel_patches():
+    """Qwen3-VL-8B-Instruct's published size (8.77B) from its architecture; its DeepStack mergers are vision
+    parameters outside the tower's blocks (FSDP's root unit)."""
+    eight_b = ModelShape.from_file(CONFIGS / "qwen3_vl_8b.json")
+    assert round(eight_b.params / 1e9, 2) == 8.77 and round(eight_b.vision_params / 1e9, 2) == 0.58
+    assert (eight_b.hidden, eight_b.layers, eight_b.vocab, eight_b.vision_layers, eight_b.patch) == (
+        4096,
+        36,
+        151936,
+        27,
+        16,
+    )
+
+
+def test_the_qwen3_vl_profile_plans_the_papers_recipe_on_8x80(capsys):
+    """`videor1 plan --profile paper_qwen3_vl`: Qwen3-VL-8B (the profile's family picks the architecture) with the
+    paper's knobs and 128 tokens per temporal patch at 32 px: both stages fit 8 × 80 GiB."""
+    rl = profile_runs(PARAMS, "paper_qwen3_vl", patch=16)["rl"]
+    assert rl.vision_patches == video_tokens(16, 128 * 32 * 32, patch=16)[0] == 4096  # the paper's 1,024 tokens
+    assert main(["plan", "--profile", "paper_qwen3_vl", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert round(out["params"] / 1e9, 2) == 8.77 and out["sft"]["fits"] and out["rl"]["fits"]
+
+
 def test_paper_video_shapes():
     assert video_tokens(16, 128 * 28 * 28) == (4096, 1024)  # 16 frames at 128·28·28: 1,024 LLM tokens
 

@@ -90,15 +90,31 @@ def score_command(args: argparse.Namespace) -> int:
     return 0
 
 
+FAMILY_CONFIGS = {"qwen2_5_vl": "qwen2_5_vl_7b.json", "qwen3_vl": "qwen3_vl_8b.json"}  # videor1/configs/
+
+
+def family_config(params: dict, profile: str) -> Path:
+    """The paper-scale architecture of the profile's ``base_model.family`` (Qwen2.5-VL-7B, Qwen3-VL-8B)."""
+    family = params[profile].get("base_model", {}).get("family", "qwen2_5_vl")
+    if family not in FAMILY_CONFIGS:
+        raise SystemExit(f"plan: no paper-scale config for family {family}: pass --config a config.json")
+    return Path(__file__).parent / "configs" / FAMILY_CONFIGS[family]
+
+
 def plan_command(args: argparse.Namespace) -> int:
     import yaml
 
     from .plan import FULL_GATHER, HEADROOM, START_UP, SYNC, TRAIN_STEP, ModelShape, describe, plan_memory, profile_runs
 
     params = yaml.safe_load(Path(args.params).read_text())
+    args.config = args.config or family_config(params, args.profile)
     model = ModelShape.from_file(args.config)
     runs = profile_runs(
-        params, args.profile, sharding=args.sharding, gradient_checkpointing=False if args.no_checkpointing else None
+        params,
+        args.profile,
+        sharding=args.sharding,
+        gradient_checkpointing=False if args.no_checkpointing else None,
+        patch=model.patch,
     )
     plans = {stage: plan_memory(model, run, args.gpus, args.gpu_gb) for stage, run in runs.items()}
     ok = all(p.fits and p.vllm_fits for p in plans.values())
@@ -216,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--params", default="params.yaml")
     plan.add_argument(
         "--config",
-        default=str(Path(__file__).parent / "configs" / "qwen2_5_vl_7b.json"),
-        help="a Qwen2.5-VL config.json (default: the 7B's architecture)",
+        default=None,
+        help="a model's config.json (default: the profile's family's paper-scale architecture, videor1/configs/)",
     )
     plan.add_argument("--gpus", type=int, default=8)
     plan.add_argument("--gpu-gb", type=float, default=80.0)

@@ -93,14 +93,16 @@ class ModelShape:
     root_params: int = 0  # FSDP's root unit: every parameter outside the decoder layers and vision blocks
     largest_tensor_params: int = 0  # the largest single parameter (the 7B: embed_tokens and lm_head, 152,064 × 3,584)
     lm_head_params: int = 0
+    patch: int = 14  # the vision patch side in pixels (Qwen2.5-VL 14, Qwen3-VL and Qwen3.5 16)
 
     @classmethod
     def from_config(cls, config) -> ModelShape:
-        """Parameter counts from the real transformers model built on the meta device (no memory, no weights)."""
-        from transformers import Qwen2_5_VLForConditionalGeneration
+        """Parameter counts from the real transformers model of the config's family, built on the meta device (no
+        memory, no weights)."""
+        from .models.families import family_of
 
         with torch.device("meta"):
-            model = Qwen2_5_VLForConditionalGeneration(config)
+            model = family_of(config).model_class()(config)
         text, vision = config.text_config, config.vision_config
         layers = list(model.model.language_model.layers) + list(model.model.visual.blocks)
         in_layers = {id(p) for layer in layers for p in layer.parameters()}  # what fully_shard puts in its own units
@@ -119,13 +121,16 @@ class ModelShape:
             root_params=sum(p.numel() for p in model.parameters() if id(p) not in in_layers),
             largest_tensor_params=max(p.numel() for p in model.parameters()),
             lm_head_params=model.lm_head.weight.numel(),
+            patch=vision.patch_size,
         )
 
     @classmethod
     def from_file(cls, path: str | Path) -> ModelShape:
-        from transformers import Qwen2_5_VLConfig
+        """The shape of a config.json of any supported family (its ``model_type`` names it)."""
+        from transformers import AutoConfig
 
-        return cls.from_config(Qwen2_5_VLConfig(**json.loads(Path(path).read_text())))
+        config = json.loads(Path(path).read_text())
+        return cls.from_config(AutoConfig.for_model(config.pop("model_type"), **config))
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ class RunShape:
     prompt_tokens: int  # text + vision tokens of the prompt (SFT: the whole sequence)
     completion_tokens: int = 0  # per completion (RL)
     completions: int = 0  # G (RL)
-    vision_patches: int = 0  # 14×14 patches before the 2×2 merge
+    vision_patches: int = 0  # vision patches (14×14 or 16×16 pixels) before the 2×2 merge
     gradient_checkpointing: bool = True
     sharding: str = "full"  # full | zero2 | none
     vllm_share: float = 0.0  # colocated vLLM's gpu_memory_utilization (RL); 0: no vLLM engine
@@ -388,7 +393,7 @@ def plan_memory(
 
 def video_tokens(frames: int, pixels: int, merge: int = 2, patch: int = 14, temporal: int = 2) -> tuple[int, int]:
     """(patches, LLM tokens) of a video of ``frames`` frames at ``pixels`` pixels each."""
-    patches = pixels // (patch * patch) * (frames // temporal)  # a patch spans 2 frames × 14 × 14
+    patches = pixels // (patch * patch) * (frames // temporal)  # a patch spans 2 frames × patch × patch
     return patches, patches // (merge * merge)
 
 
@@ -422,15 +427,20 @@ PROMPT_TEXT_TOKENS = 256  # the chat template, question, options and instruction
 
 
 def profile_runs(
-    params: dict, profile: str, *, sharding: str = "full", gradient_checkpointing: bool | None = None
+    params: dict,
+    profile: str,
+    *,
+    sharding: str = "full",
+    gradient_checkpointing: bool | None = None,
+    patch: int = 14,
 ) -> dict[str, RunShape]:
     """The SFT and RL micro-steps of a ``params.yaml`` profile: its frames, pixels, sequence lengths, G, and the RL
     engine's knobs: ``rollout_backend``, ``gpu_memory_utilization``, ``vllm_sleep``, ``max_model_len`` (``rl.``) and
     ``sync_bucket_mb`` (``rl.train.``, where ``RLConfig`` reads it; else ``rl.``). ``gradient_checkpointing``: None
-    reads each stage's ``train.gradient_checkpointing``."""
+    reads each stage's ``train.gradient_checkpointing``. ``patch``: the model's vision patch side (``ModelShape.patch``)."""
     sft, rl = params[profile]["sft"], params[profile]["rl"]
-    sft_patches, _ = video_tokens(sft["media"]["max_frames"], sft["media"]["video_max_pixels"])
-    rl_patches, rl_tokens = video_tokens(rl["media"]["max_frames"], rl["media"]["video_max_pixels"])
+    sft_patches, _ = video_tokens(sft["media"]["max_frames"], sft["media"]["video_max_pixels"], patch=patch)
+    rl_patches, rl_tokens = video_tokens(rl["media"]["max_frames"], rl["media"]["video_max_pixels"], patch=patch)
     train = rl["train"]
     vllm = rl.get("rollout_backend") == "vllm"
 
