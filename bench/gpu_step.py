@@ -1,5 +1,5 @@
-"""Benchmark for a lent GPU: one T-GRPO update and one SFT step of the Qwen2.5-VL-7B architecture at paper shapes,
-beside what ``videor1 plan`` predicts for them.
+"""Benchmark for a lent GPU: one T-GRPO update and one SFT step of the Qwen2.5-VL-7B architecture (or, with
+``--config videor1/configs/qwen3_vl_8b.json``, Qwen3-VL-8B's) at paper shapes, beside what ``videor1 plan`` predicts.
 
 Random bf16 weights from the real config (no hub here), one process: 16 frames at 128·28·28 pixels (1,024 video
 tokens) plus 256 text tokens of prompt, G = 8 completions of up to 768 tokens (uneven, as rollouts are), gradient
@@ -38,12 +38,12 @@ from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 import videor1  # noqa: F401  (the torchvision fix; harmless where torchvision is absent)
 from bench import harness
+from videor1.models.families import family_of
 from videor1.models.loading import ATTENTION, check_attention
-from videor1.models.rope import use_reference_positions
 from videor1.plan import CONFIGS, ModelShape, PeakTensorMemory, RunShape, plan_memory
 from videor1.rl.algorithm import policy_loss
 from videor1.rl.policy import completion_batch, completion_logprobs, separate_logprobs
@@ -54,36 +54,56 @@ TINY_TEXT = dict(
     num_hidden_layers=2,
     num_attention_heads=4,
     num_key_value_heads=2,
-    rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},
     # a small vocabulary (the vision tokens moved into it): at 152k, bf16 on a CPU spends minutes on the head
     vocab_size=4096,
-    vision_start_token_id=4092,
-    vision_end_token_id=4093,
-    image_token_id=4094,
-    video_token_id=4095,
     bos_token_id=4090,
     eos_token_id=4091,
 )
-TINY_VISION = dict(
-    depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128, fullatt_block_indexes=[1]
-)
+TINY_IDS = dict(vision_start_token_id=4092, vision_end_token_id=4093, image_token_id=4094, video_token_id=4095)
+TINY_VISION = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128)
+TINY_FAMILY = {  # what a family's tiny text and vision configs add (the flat Qwen2.5-VL config, nested Qwen3-VL)
+    "qwen2_5_vl": ({"rope_scaling": {"type": "mrope", "mrope_section": [4, 6, 6]}}, {"fullatt_block_indexes": [1]}),
+    "qwen3_vl": (
+        {
+            "head_dim": 32,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 5000000,
+                "mrope_section": [4, 6, 6],
+                "mrope_interleaved": True,
+            },
+        },
+        {"deepstack_visual_indexes": [0], "num_position_embeddings": 256},
+    ),
+}
 
 
-def build_model(
-    config: Qwen2_5_VLConfig, device: torch.device, attn: str = "sdpa"
-) -> Qwen2_5_VLForConditionalGeneration:
+def tiny_config(raw: dict) -> dict:
+    """The config at toy widths, its family's structure kept."""
+    text, vision = TINY_FAMILY[raw["model_type"]]
+    target = raw["text_config"] if "text_config" in raw else raw
+    target.update(TINY_TEXT, **text)
+    raw.update(TINY_IDS)
+    raw["vision_config"].update(TINY_VISION, **vision)
+    return raw
+
+
+def build_model(config: PretrainedConfig, device: torch.device, attn: str = "sdpa") -> PreTrainedModel:
+    family = family_of(config)
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(
+        model = family.model_class()._from_config(
             config, dtype=torch.bfloat16, attn_implementation=check_attention(attn)
         )
-    use_reference_positions(model)
-    return model
+    return family.prepare(model)
 
 
-def video_prompt(config: Qwen2_5_VLConfig, frames: int, pixels: int, text_tokens: int, device, seed: int) -> dict:
-    """One prompt as the processor makes it: text, <|vision_start|>, the video's tokens, <|vision_end|>, text."""
+def video_prompt(config: PretrainedConfig, frames: int, pixels: int, text_tokens: int, device, seed: int) -> dict:
+    """One prompt as the processor makes it: text, <|vision_start|>, the video's tokens, <|vision_end|>, text. Qwen3-VL
+    (time in the text): every temporal patch its own block, a 5-token ``<t seconds>`` before it."""
     g = torch.Generator().manual_seed(seed)
-    per_frame = pixels // (14 * 14)
+    patch = config.vision_config.patch_size
+    timestamps = family_of(config).name != "qwen2_5_vl"
+    per_frame = pixels // (patch * patch)
     # a grid of h × w patches, both even (the 2 × 2 merge), as square as the pixels allow: 128·28·28 is 16 × 32
     exact = [h for h in range(2, int(per_frame**0.5) + 1, 2) if per_frame % h == 0 and per_frame // h % 2 == 0]
     h = exact[-1] if exact else 2 * int((per_frame // 4) ** 0.5)
@@ -92,25 +112,30 @@ def video_prompt(config: Qwen2_5_VLConfig, frames: int, pixels: int, text_tokens
     video_tokens = int(grid.prod()) // 4
     before, after = text_tokens // 2, text_tokens - text_tokens // 2
     vocab = config.text_config.vocab_size
-    ids = torch.cat(
-        [
-            text_ids(before, g, vocab),
-            torch.tensor([config.vision_start_token_id]),
-            torch.full((video_tokens,), config.video_token_id),
-            torch.tensor([config.vision_end_token_id]),
-            text_ids(after, g, vocab),
+    start, end = torch.tensor([config.vision_start_token_id]), torch.tensor([config.vision_end_token_id])
+    if timestamps:  # <t seconds><|vision_start|> one temporal patch's tokens <|vision_end|>, per temporal patch
+        per_patch = video_tokens // (frames // 2)
+        blocks = [
+            torch.cat([text_ids(5, g, vocab), start, torch.full((per_patch,), config.video_token_id), end])
+            for _ in range(frames // 2)
         ]
-    ).unsqueeze(0)
+        video = torch.cat([start, *blocks, end])
+    else:
+        video = torch.cat([start, torch.full((video_tokens,), config.video_token_id), end])
+    ids = torch.cat([text_ids(before, g, vocab), video, text_ids(after, g, vocab)]).unsqueeze(0)
     kinds = torch.zeros_like(ids)
     kinds[ids == config.video_token_id] = 2
-    return {
+    pixels_per_patch = 3 * 2 * patch * patch
+    prompt = {
         "input_ids": ids.to(device),
         "attention_mask": torch.ones_like(ids, device=device),
         "mm_token_type_ids": kinds.to(device),
-        "pixel_values_videos": torch.randn(int(grid.prod()), 3 * 2 * 14 * 14, generator=g).to(device, torch.bfloat16),
+        "pixel_values_videos": torch.randn(int(grid.prod()), pixels_per_patch, generator=g).to(device, torch.bfloat16),
         "video_grid_thw": grid.to(device),
-        "second_per_grid_ts": torch.tensor([1.0], device=device),
     }
+    if not timestamps:  # Qwen2.5-VL's time: seconds per temporal patch, in the positions
+        prompt["second_per_grid_ts"] = torch.tensor([1.0], device=device)
+    return prompt
 
 
 def text_ids(n: int, g: torch.Generator, vocab_size: int) -> torch.Tensor:
@@ -237,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tiny", action="store_true", help="toy widths and shapes, on the CPU: a smoke test of this script"
     )
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--pixels", type=int, default=128 * 28 * 28)
+    ap.add_argument("--pixels", type=int, default=None, help="per frame (default: 128 merged tokens of the family)")
     ap.add_argument("--prompt-text", type=int, default=256)
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--completion", type=int, default=768)
@@ -267,11 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--stages takes rl and/or sft, got {args.stages!r}")
 
     raw = json.loads(Path(args.config).read_text())
+    side = raw["vision_config"]["patch_size"] * raw["vision_config"]["spatial_merge_size"]
+    args.pixels = args.pixels or 128 * side * side  # the paper's 128 tokens per temporal patch
     if args.tiny:
-        raw.update(TINY_TEXT)
-        raw["vision_config"].update(TINY_VISION)
-        args.frames, args.pixels, args.prompt_text, args.generations, args.completion = 4, 4 * 56 * 56, 32, 4, 32
-    config = Qwen2_5_VLConfig(**raw)
+        raw = tiny_config(raw)
+        args.frames, args.pixels, args.prompt_text, args.generations, args.completion = 4, 16 * side * side, 32, 4, 32
+    config = AutoConfig.for_model(raw.pop("model_type"), **raw)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     out = Path(args.out)
     torch.manual_seed(0)
