@@ -216,6 +216,26 @@ def test_transformers_teacher_on_the_tiny_model(model_teacher, facts_rows, tmp_p
     assert Path(rows[2]["path"]).name in out[2].error
 
 
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen3_5"])
+def test_the_transformers_teacher_on_the_other_families(family, family_model_dirs, facts_rows):
+    """The CoT teacher on a tiny Qwen3-VL and Qwen3.5: the profile's 28-px rules become the family's 32-px ones where
+    the processor meets the media, and a video and an image row are completed."""
+    root = family_model_dirs[family]
+    backend = TransformersBackend(load_model(root), load_processor(root), batch_size=4)
+    teacher = ModelTeacher(
+        backend,
+        backend.processor,
+        sampling=SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=8),
+        rules=RULES,
+        max_prompt_tokens=2048,
+        model_signature={},
+        backend_name="transformers",
+    )
+    assert teacher.rules.factor == 32 and RULES.factor == 28
+    out = teacher.complete([facts_rows[0], facts_rows[-1]])  # a video, an image
+    assert [o.completion is not None for o in out] == [True, True], [o.error for o in out]
+
+
 def test_over_long_prompt_is_skipped_with_its_length(model_teacher, facts_rows):
     short = ModelTeacher(
         model_teacher.backend,
