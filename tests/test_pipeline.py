@@ -77,7 +77,7 @@ def test_killed_eval_resumes_without_regenerating(collected_project, tmp_path):
     # image_min_pixels 3136 is the reference's own 4·28·28: not an override
     assert (
         metrics["protocol"]["label"]
-        == "reference, image_max_pixels=7056, max_new_tokens=48, video_max_pixels=3136, video_min_pixels=3136"
+        == "reference, image_max_pixels=9216, max_new_tokens=48, video_max_pixels=4096, video_min_pixels=3136"
     )
     assert metrics["protocol"]["temperature"] == 0.1 and metrics["protocol"]["mra"] == "float32"
     for per in metrics["frames"].values():

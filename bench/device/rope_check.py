@@ -33,17 +33,15 @@ import torch
 import transformers
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-from bench.gpu_step import TINY_TEXT, TINY_VISION, completions, video_prompt
+from bench.gpu_step import completions, video_prompt
+from bench.gpu_step import tiny_config as toy_widths
 from videor1.models.rope import IMAGE, TEXT, VIDEO, reference_rope_index, use_reference_positions
 from videor1.plan import CONFIGS
 from videor1.rl.policy import completion_logprobs
 
 
 def tiny_config() -> Qwen2_5_VLConfig:
-    raw = json.loads((CONFIGS / "qwen2_5_vl_7b.json").read_text())
-    raw.update(TINY_TEXT)
-    raw["vision_config"].update(TINY_VISION)
-    return Qwen2_5_VLConfig(**raw)
+    return Qwen2_5_VLConfig(**toy_widths(json.loads((CONFIGS / "qwen2_5_vl_7b.json").read_text())))
 
 
 def batch(config: Qwen2_5_VLConfig) -> dict:
