@@ -163,6 +163,16 @@ def family_model_dirs(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
     return {name: root / name for name in FAMILIES}
 
 
+def redraw(model, seed: int) -> None:
+    """Unit-variance fan-in weights: a model that continues each prompt differently (a 0.02-std one says one
+    newline to everything), so a differing pixel, position or weight shows in its greedy tokens."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, p.shape[-1] ** -0.5, generator=g)
+
+
 FAMILY_PIXELS = dict(image_min_pixels=3136, image_max_pixels=9216, video_min_pixels=3136, video_max_pixels=4096)
 
 

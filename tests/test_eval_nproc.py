@@ -24,6 +24,8 @@ from videor1.generation import SamplingConfig, make_backend
 from videor1.media import FrameCache
 from videor1.models import load_model, load_processor, model_signature, save_model_dir
 
+from .conftest import redraw
+
 BENCHES = ["mvbench", "tempcompass", "videommmu"]  # 4 rows each in synth_data; videommmu has images
 FRAMES = [4, 8]
 BATCH = 3  # 4 rows: a full batch and a part-full one per (benchmark, frames): 12 batches
@@ -35,14 +37,8 @@ PROTOCOL = resolve_protocol(
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_model_dir, tmp_path_factory):
-    import torch
-
     model = load_model(tiny_model_dir)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0, p.shape[-1] ** -0.5, generator=g)
+    redraw(model, seed=1)
     target = tmp_path_factory.mktemp("models") / "sharp"
     save_model_dir(model, load_processor(tiny_model_dir), target)
     return target

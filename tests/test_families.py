@@ -33,6 +33,8 @@ from videor1.models.families import QWEN2_5_VL, QWEN3_5, QWEN3_VL, patch_times
 from videor1.prompts import user_message
 from videor1.rl.rollout import shuffle_frames
 
+from .conftest import redraw
+
 TINY = dict(image_min_pixels=3136, image_max_pixels=9216, video_min_pixels=3136, video_max_pixels=4096)
 RULES = MediaRules(max_frames=8, **TINY)
 BENCHMARKS = ["mvbench", "tempcompass", "videomme", "videommmu", "vsibench", "mmvu"]
@@ -162,16 +164,6 @@ def test_prompt_timestamps_are_the_sampled_frames_times_and_survive_a_shuffle(
 vllm_engine = pytest.importorskip("videor1.generation.vllm_engine")
 
 
-def redraw(model, seed: int) -> None:
-    """Unit-variance fan-in weights: a model that continues each prompt differently (a 0.02-std one says one
-    newline to everything), so a differing pixel, position or weight shows in its greedy tokens."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0, p.shape[-1] ** -0.5, generator=g)
-
-
 @pytest.fixture(scope="module")
 def sharp_qwen3(family_model_dirs, tmp_path_factory):
     model = load_model(family_model_dirs["qwen3_vl"])
@@ -256,7 +248,11 @@ def test_qwen3_vl_greedy_outputs_match_transformers_on_the_benchmarks(engine3, h
             a, _ = evaluate_rows(rows, engine3, run, ResultStore(tmp_path / f"v-{bench}@{frames}.jsonl", "v"))
             b, _ = evaluate_rows(rows, hf3, run, ResultStore(tmp_path / f"t-{bench}@{frames}.jsonl", "t"))
             assert all(x["output"] is not None for x in a + b)
-            differ += [x["problem_id"] for x, y in zip(a, b) if x["completion_tokens"] != y["completion_tokens"]]
+            differ += [
+                x["problem_id"]
+                for x, y in zip(a, b)
+                if (x["output"], x["completion_tokens"]) != (y["output"], y["completion_tokens"])
+            ]
             total += len(rows)
     assert total == 48 and differ == [], f"{len(differ)} of {total} rows differ: {differ}"
 

@@ -97,9 +97,10 @@ def test_start_up_holds_no_full_fp32_replica_on_any_rank(medium_model_dir, tmp_p
             assert rank["extra_peak_bytes"] < full, rank
 
 
-def test_engine_arguments_per_launch_and_refusals_before_any_engine(monkeypatch):
+def test_engine_arguments_per_launch_and_refusals_before_any_engine(monkeypatch, tiny_model_dir, family_model_dirs):
     """Under torchrun a colocated engine gets vLLM's external launcher; alone it does not. Tensor parallel > 1
-    per rank and sleep mode on the CPU build are refused in one line before an engine starts."""
+    per rank, sleep mode on the CPU build and Qwen3.5 in anything but bf16 on it are refused in one line before an
+    engine starts; Qwen3.5's chunked prefill gets a step budget that holds every running sequence's whole context."""
     args = dict(
         tensor_parallel_size=1,
         max_model_len=2048,
@@ -111,11 +112,23 @@ def test_engine_arguments_per_launch_and_refusals_before_any_engine(monkeypatch)
         sleep_mode=False,
     )
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    assert "distributed_executor_backend" not in vllm_engine.engine_args("m", colocated=True, **args)
+    m = str(tiny_model_dir)
+    assert "distributed_executor_backend" not in vllm_engine.engine_args(m, colocated=True, **args)
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert vllm_engine.engine_args("m", colocated=True, **args)["distributed_executor_backend"] == "external_launcher"
-    assert "distributed_executor_backend" not in vllm_engine.engine_args("m", colocated=False, **args)
+    assert vllm_engine.engine_args(m, colocated=True, **args)["distributed_executor_backend"] == "external_launcher"
+    assert "distributed_executor_backend" not in vllm_engine.engine_args(m, colocated=False, **args)
     with pytest.raises(ValueError, match="tensor parallel 1"):
-        vllm_engine.engine_args("m", colocated=True, **{**args, "tensor_parallel_size": 2})
+        vllm_engine.engine_args(m, colocated=True, **{**args, "tensor_parallel_size": 2})
     with pytest.raises(ValueError, match="no sleep mode"):
-        vllm_engine.engine_args("m", colocated=True, **{**args, "sleep_mode": True})
+        vllm_engine.engine_args(m, colocated=True, **{**args, "sleep_mode": True})
+    plain = vllm_engine.engine_args(m, colocated=False, **args)
+    assert not plain["enable_chunked_prefill"] and plain["max_num_seqs"] == 16
+    qwen3_5 = str(family_model_dirs["qwen3_5"])
+    with pytest.raises(ValueError, match="runs Qwen3.5 in bfloat16 only"):
+        vllm_engine.engine_args(qwen3_5, colocated=False, **args)
+    for seqs, kept in ((16, 16), (64, 32)):  # 65,536 tokens a step hold 32 whole 2,048-token contexts
+        chunked = vllm_engine.engine_args(
+            qwen3_5, colocated=False, **{**args, "dtype": "bfloat16", "max_num_seqs": seqs}
+        )
+        assert chunked["enable_chunked_prefill"] and chunked["max_num_seqs"] == kept
+        assert chunked["max_num_batched_tokens"] == kept * 2048

@@ -184,7 +184,8 @@ def test_each_class_of_error_is_refused_on_each_stage(stage, edits, key, reason,
 def test_a_typo_in_the_profile_or_a_section_name_is_refused(tmp_path, monkeypatch):
     message = refusal("filter", {"profile": "tin"}, tmp_path, monkeypatch)
     assert (
-        message == "filter: params.yaml: profile: must name a profile of this file (tiny, paper, paper_qwen3_vl); did you mean `tiny`?"
+        message
+        == "filter: params.yaml: profile: must name a profile of this file (tiny, paper, paper_qwen3_vl); did you mean `tiny`?"
     )
     edits = {"tiny.evaluate": {}}
     assert_refused(refusal("synth", edits, tmp_path, monkeypatch), "synth", "tiny.evaluate", "unknown section")

@@ -24,6 +24,8 @@ from videor1.prompts import user_message
 from videor1.rl import RLConfig, RLTrainer, completion_logprobs
 from videor1.rl.rollout import distinct_completions, rollout
 
+from .conftest import redraw
+
 RULES = MediaRules(
     max_frames=8, video_min_pixels=3136, video_max_pixels=3136, image_min_pixels=3136, image_max_pixels=7056
 )
@@ -31,14 +33,6 @@ BENCHMARKS = ["mvbench", "tempcompass", "videomme", "videommmu", "vsibench", "mm
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=24)
 
 vllm_engine = pytest.importorskip("videor1.generation.vllm_engine")
-
-
-def redraw(model, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0, p.shape[-1] ** -0.5, generator=g)
 
 
 @pytest.fixture(scope="module")

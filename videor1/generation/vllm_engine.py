@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from ..media import Medium
-from ..models import VISION_TOKENS, load_processor
+from ..models import VISION_TOKENS, family_of, load_processor
 from .base import Completion, GenerationRequest, PromptTooLong, SamplingConfig
 from .inputs import IMAGE_KWARGS, VIDEO_KWARGS, chat_text, too_long, video_metadata
 
@@ -87,10 +87,23 @@ def check_one_normalisation(processor, model_path) -> None:
         )
 
 
-def cpu_scheduler(max_model_len: int) -> dict:
+CPU_STEP_TOKENS = 65536  # a chunked-prefill family's step budget on a CPU: bounds vLLM's profiling run
+
+
+def cpu_scheduler(max_model_len: int, max_num_seqs: int, chunked: bool = False) -> dict:
     """vLLM 0.32's CPU build crashes ("CPU Generator does not use offset") when a seeded request's prefill is split
-    over steps: it rewinds the discarded sample's generator with a CUDA-only call. Whole prefills avoid that."""
-    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)}
+    over steps: it rewinds the discarded sample's generator with a CUDA-only call. Whole prefills avoid that:
+    chunked prefill off, or, for a model that needs it on (Qwen3.5's mamba cache), a step budget that holds every
+    running sequence's whole prompt (as many sequences as ``CPU_STEP_TOKENS`` holds whole contexts), so the
+    scheduler never has to split one."""
+    if chunked:
+        seqs = max(1, min(max_num_seqs, CPU_STEP_TOKENS // max_model_len))
+        return {"enable_chunked_prefill": True, "max_num_seqs": seqs, "max_num_batched_tokens": max_model_len * seqs}
+    return {
+        "enable_chunked_prefill": False,
+        "max_num_seqs": max_num_seqs,
+        "max_num_batched_tokens": max(max_model_len, 8192),
+    }
 
 
 def engine_args(
@@ -112,6 +125,12 @@ def engine_args(
     from vllm.platforms import current_platform
 
     on_cpu = current_platform.is_cpu()
+    family = family_of(model_path)
+    if on_cpu and family.vllm_cpu_dtype and dtype != family.vllm_cpu_dtype:
+        raise ValueError(
+            f"vLLM's CPU build runs {family.label} in {family.vllm_cpu_dtype} only (its Gated DeltaNet kernel), "
+            f"got dtype {dtype}: set the backend's dtype to {family.vllm_cpu_dtype} or use the transformers backend"
+        )
     if sleep_mode and on_cpu:
         raise ValueError(
             "vLLM's CPU build has no sleep mode ('Sleep mode is not supported on current platform'): "
@@ -127,13 +146,16 @@ def engine_args(
         gpu_memory_utilization=gpu_memory_utilization,
         dtype=dtype,
         seed=seed,
-        max_num_seqs=max_num_seqs,
         enforce_eager=on_cpu if enforce_eager is None else enforce_eager,  # CUDA graphs on GPUs only
         limit_mm_per_prompt={"image": 1, "video": 1},
         mm_processor_kwargs={**IMAGE_KWARGS, **VIDEO_KWARGS},
         generation_config="vllm",  # never the checkpoint's sampling defaults (repetition penalty, top_k)
         enable_sleep_mode=sleep_mode,
-        **(cpu_scheduler(max_model_len) if on_cpu else {}),
+        **(
+            cpu_scheduler(max_model_len, max_num_seqs, family.vllm_chunked_prefill)
+            if on_cpu
+            else {"max_num_seqs": max_num_seqs}
+        ),
     )
     if colocated and launched:
         # one engine per torchrun rank on cuda:LOCAL_RANK, joining the trainer's process group (TRL's colocate mode)

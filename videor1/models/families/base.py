@@ -26,6 +26,9 @@ class ModelFamily:
     # the prompt's key/value cache can be repeated for a group's G completions (transformers' cache of a
     # Gated DeltaNet layer cannot: Qwen3.5 runs G whole sequences instead)
     prompt_cache: ClassVar[bool] = True
+    # vLLM's CPU build: what the family needs of it (Qwen3.5: chunked prefill for its mamba cache, bf16 kernels)
+    vllm_chunked_prefill: ClassVar[bool] = False
+    vllm_cpu_dtype: ClassVar[str | None] = None
 
     @property
     def factor(self) -> int:

