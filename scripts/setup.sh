@@ -35,4 +35,9 @@ fi
 # (videor1/_torchvision.py) at start-up; it costs nothing until torchvision is imported.
 echo "import videor1" > "$SITE/videor1-torchvision.pth"
 
+# DeepSpeed's CPU collectives (its shared-memory op) compile on first use, about a minute of one core: build them
+# now, into torch's extension cache, rather than inside the first multi-process run or test
+if [ "$VLLM" = cpu ]; then
+  .venv/bin/python -c 'from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load(verbose=False)' >/dev/null
+fi
 .venv/bin/python -c 'import videor1, torch, transformers, vllm; print(f"videor1 ready: torch {torch.__version__}, transformers {transformers.__version__}, vllm {vllm.__version__}")'

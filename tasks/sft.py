@@ -1,6 +1,8 @@
-"""DVC stage `sft`: the SFT cold start of models/base on data/cot_filtered.parquet -> models/sft.
+"""DVC stage `sft`: the SFT cold start of models/base on data/cot_filtered.parquet -> models/sft; and the toy's
+`perceive` (`python -m tasks.sft --stage perceive`, issue 26): the same training on a synth stream's direct
+answers (no CoT) -> models/perceived, the perception a real base brings to the cold start.
 
-Checkpoints go to models/sft-checkpoints every `train.save_steps` steps; a killed run
+Checkpoints go to models/<stage>-checkpoints every `train.save_steps` steps; a killed run
 (kill -9 included) resumes from the newest complete one. On several GPUs the stage
 relaunches itself under torchrun (`nproc` in params.yaml), so `dvc repro sft` is the
 one command on a laptop and on a node.
@@ -8,9 +10,12 @@ one command on a laptop and on a node.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -29,32 +34,76 @@ from .tables import read_stage_table
 from .training import prepare_checkpoints
 
 IN_TABLE = Path("data/cot_filtered.parquet")
-OUT_MODEL = Path("models/sft")
-CHECKPOINTS = Path("models/sft-checkpoints")  # working state, not an output: kept across runs, ignored by git
-OUT_PLOT = Path("plots/sft_loss.csv")
-OUT_METRICS = Path("metrics/sft.json")
 CURVE_FIELDS = ["step", "epoch", "loss", "learning_rate", "grad_norm"]
 
 
-def first_readable(dataset) -> dict:
+@dataclass(frozen=True)
+class Stage:
+    """What one training stage reads and writes (checkpoints: working state, kept across runs, ignored by git)."""
+
+    name: str
+    rows: Callable[[object], list[dict]]
+    model: Path
+    checkpoints: Path
+    plot: Path
+    metrics: Path
+
+
+def cot_rows(cfg) -> list[dict]:
+    return read_stage_table("sft", IN_TABLE, COT_FILTERED_SCHEMA, made_by="filter").to_dicts()
+
+
+def direct_rows(cfg) -> list[dict]:
+    """A synth rows file as direct answers: no process, so the assistant turn is the solution alone."""
+    try:
+        rows = json.loads(Path(cfg.rows).read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as err:
+        sys.exit(f"perceive: rows: {cfg.rows}: {err}")
+    return [{**r, "media_root": cfg.media_root, "process": None} for r in rows]
+
+
+STAGES = {
+    "sft": Stage(
+        "sft",
+        cot_rows,
+        Path("models/sft"),
+        Path("models/sft-checkpoints"),
+        Path("plots/sft_loss.csv"),
+        Path("metrics/sft.json"),
+    ),
+    "perceive": Stage(
+        "perceive",
+        direct_rows,
+        Path("models/perceived"),
+        Path("models/perceive-checkpoints"),
+        Path("plots/perceive_loss.csv"),
+        Path("metrics/perceive.json"),
+    ),
+}
+
+
+def first_readable(dataset, stage: str) -> dict:
     for i in range(len(dataset)):
         if (example := dataset[i])["error"] is None:
             return example
-    sys.exit("sft: no row's media can be read")
+    sys.exit(f"{stage}: no row's media can be read")
 
 
-def main() -> None:
-    cfg = config("sft")
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m tasks.sft", description="SFT of a base model")
+    ap.add_argument("--stage", choices=sorted(STAGES), default="sft")
+    stage = STAGES[ap.parse_args(sys.argv[1:] if argv is None else argv).stage]
+    cfg = config(stage.name)
     relaunch(cfg.nproc, "tasks.sft")
     world = init_world()
     set_threads(cfg.threads)
-    rows = read_stage_table("sft", IN_TABLE, COT_FILTERED_SCHEMA, made_by="filter").to_dicts()
+    rows = stage.rows(cfg)
     base = Path(cfg.base_model)
     try:
         processor = load_processor(base)
         model = load_model(base, dtype=getattr(torch, cfg.model_dtype), attn_implementation=cfg.attn_implementation)
     except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"sft: {err}")
+        sys.exit(f"{stage.name}: {err}")
     run_id = fingerprint(
         {
             "params": result_params(cfg),
@@ -63,32 +112,32 @@ def main() -> None:
         }
     )
     if world.is_main:
-        prepare_checkpoints(CHECKPOINTS, run_id, "sft")
+        prepare_checkpoints(stage.checkpoints, run_id, stage.name)
     barrier(world)  # no rank looks for a checkpoint rank 0 may still be deleting
     dataset = SftDataset(rows, family_of(base).media_rules(cfg.media))
-    placeholder = first_readable(dataset) if world.distributed else None
+    placeholder = first_readable(dataset, stage.name) if world.distributed else None
     collator = SftCollator(processor, max_length=cfg.max_length, placeholder=placeholder)
-    args = replace(cfg.train, output_dir=str(CHECKPOINTS)).training_arguments()
+    args = replace(cfg.train, output_dir=str(stage.checkpoints)).training_arguments()
     trainer = SftTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
     collator.on_skip = trainer.log_skip
-    resume = last_complete_checkpoint(CHECKPOINTS)
+    resume = last_complete_checkpoint(stage.checkpoints)
     if resume:
-        print(f"sft: resuming from {resume}")
+        print(f"{stage.name}: resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    staging = CHECKPOINTS / "final-model"
+    staging = stage.checkpoints / "final-model"
     trainer.save_model(str(staging))  # every rank: under ZeRO-3 the full weights are gathered collectively
     barrier(world)
     if not world.is_main:
         return
-    with atomic_path(OUT_MODEL) as tmp:
+    with atomic_path(stage.model) as tmp:
         os.replace(staging, tmp)
         processor.save_pretrained(tmp)
     curve = loss_curve(trainer.state.log_history)
-    write_curve(OUT_PLOT, curve, CURVE_FIELDS)
+    write_curve(stage.plot, curve, CURVE_FIELDS)
     losses = [c["loss"] for c in curve]
     window = max(1, len(losses) // 10)
     write_json(
-        OUT_METRICS,
+        stage.metrics,
         {
             "rows": len(rows),
             "steps": trainer.state.global_step,
@@ -102,7 +151,7 @@ def main() -> None:
     resumed_from = int(resume.name.split("-")[1]) if resume else 0
     steps_now = trainer.state.global_step - resumed_from
     write_run_record(  # throughput and memory of this process: null when it resumed at the end and trained nothing
-        "sft",
+        stage.name,
         {
             "resumed_from_step": resumed_from,
             "steps_this_run": steps_now,
@@ -111,7 +160,7 @@ def main() -> None:
             "peak_memory_mb": round(peak_memory_mb(), 1) if steps_now else None,
         },
     )
-    print(f"sft: {trainer.state.global_step} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f} -> {OUT_MODEL}")
+    print(f"{stage.name}: {trainer.state.global_step} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f} -> {stage.model}")
 
 
 if __name__ == "__main__":

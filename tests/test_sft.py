@@ -150,3 +150,73 @@ def test_last_complete_checkpoint_passes_over_a_torn_one(tmp_path):
     (tmp_path / "checkpoint-12" / "trainer_state.json").write_text('{"glo')  # killed mid-save
     assert last_complete_checkpoint(tmp_path).name == "checkpoint-8"
     assert last_complete_checkpoint(tmp_path / "absent") is None
+
+
+def test_a_direct_answer_row_trains_on_its_answer_alone(synth_data, model_and_processor):
+    """The toy's perception pretraining (issue 26): a row without a process is its solution, and only that is
+    labelled."""
+    _, processor = model_and_processor
+    rows = [
+        {**r, "media_root": str(synth_data), "process": None}
+        for r in json.loads((synth_data / "train.json").read_text())
+    ]
+    rows = mixed(rows)
+    batch = SftCollator(processor)([SftDataset(rows, RULES)[i] for i in range(len(rows))])
+    for i, row in enumerate(rows):
+        kept = batch["labels"][i] != IGNORE_INDEX
+        assert processor.tokenizer.decode(batch["input_ids"][i][kept]) == row["solution"] + "<|im_end|>"
+
+
+@pytest.mark.slow
+def test_the_perceive_stage_trains_the_base_on_a_synth_stream(collected_project, tmp_path, monkeypatch):
+    """`python -m tasks.sft --stage perceive`: the sft stage's training on a synth rows file's direct answers,
+    into its own model, checkpoints, curve and metrics; a missing rows file is refused in one line."""
+    import runpy
+    import sys
+
+    import yaml
+
+    from videor1.data.synth import SynthConfig, generate
+
+    from .conftest import copy_project
+
+    project = copy_project(collected_project, tmp_path / "project")
+    generate(
+        project / "data" / "stream",
+        SynthConfig(
+            train_video_rows=0,
+            train_image_rows=0,
+            eval_rows_per_benchmark=1,
+            pretrain_video_rows=6,
+            pretrain_image_rows=2,
+        ),
+    )
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tiny"]["perceive"] = {
+        "rows": "data/stream/pretrain.json",
+        "media_root": "data/stream",
+        "media": params["tiny"]["sft"]["media"],
+        "train": {
+            "max_steps": 3,
+            "save_steps": 2,
+            "per_device_batch_size": 4,
+            "learning_rate": 3.0e-4,
+            "logging_steps": 1,
+            "deepspeed": None,
+            "use_cpu": True,
+        },
+    }
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(sys, "argv", ["tasks.sft", "--stage", "perceive"])
+    runpy.run_module("tasks.sft", run_name="__main__", alter_sys=False)
+    assert (project / "models" / "perceived" / "config.json").is_file()
+    assert not (project / "models" / "sft").exists()
+    metrics = json.loads((project / "metrics" / "perceive.json").read_text())
+    assert metrics["rows"] == 8 and metrics["steps"] == 3 and metrics["skipped_rows"] == 0
+    assert len((project / "plots" / "perceive_loss.csv").read_text().splitlines()) == 1 + 3
+
+    params["tiny"]["perceive"]["rows"] = "data/stream/absent.json"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(SystemExit, match="perceive: rows: data/stream/absent.json: "):
+        runpy.run_module("tasks.sft", run_name="__main__", alter_sys=False)

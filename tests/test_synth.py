@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from videor1.data.synth import BENCHMARKS, FAMILIES, ORDER_DEPENDENT, SynthConfig, SynthSpec, generate
+from videor1.data.synth.families import CUE_COLORS
 from videor1.media import read_video
+from videor1.params import ConfigError
 
 from .conftest import tree_digest
 
@@ -144,3 +146,47 @@ def test_a_clip_encodes_to_the_same_bytes_every_time(tmp_path):
         yuv = converted if isinstance(converted, np.ndarray) else converted.to_ndarray()
         back = av.VideoFrame.from_ndarray(yuv, format="yuv420p").to_ndarray(format="rgb24").astype(int)
         assert np.abs(back - frame).mean() < 0.6  # measured: ours 0.52, FFmpeg's 0.57 (4:2:0 loses colour edges)
+
+
+@pytest.mark.parametrize("cue", [0.75, 0.0, 1.0])
+def test_the_static_cue_agrees_with_the_answer_on_its_share(cue):
+    """The shortcut of issue 26: red moves right and blue left, the red object appears before the blue one, on a
+    `cue` share of rows (400 draws per family: 3 standard deviations of a 0.75 share is 0.065)."""
+    spec = SynthSpec(cue=cue)
+    for family, agrees in (
+        ("motion_direction", lambda f: f["color"] == CUE_COLORS[f["direction"]]),
+        ("event_order", lambda f: f["first"].startswith("the red ")),
+    ):
+        facts = [FAMILIES[family](np.random.default_rng([5, i]), spec).facts for i in range(400)]
+        assert all(f["cue_agrees"] == agrees(f) for f in facts), family
+        assert abs(np.mean([agrees(f) for f in facts]) - cue) < 0.065, family
+        if family == "motion_direction":  # the cue is not the answer's only cause: both directions occur
+            assert {f["direction"] for f in facts} == {"left", "right"}
+            assert {f["color"] for f in facts} <= {"red", "blue"}
+
+
+def test_without_a_cue_colours_are_drawn_at_random_and_eval_sets_never_inherit_the_training_cue():
+    facts = [FAMILIES["motion_direction"](np.random.default_rng([5, i]), SynthSpec()).facts for i in range(100)]
+    assert "cue_agrees" not in facts[0] and len({f["color"] for f in facts}) == 5
+    cfg = SynthConfig(
+        spec=SynthSpec(cue=0.75),
+        pretrain_video_rows=4,
+        eval_sets={
+            "order": {"families": ["motion_direction", "event_order"]},
+            "order_reversed": {"families": ["motion_direction", "event_order"], "spec": {"cue": 0.0}},
+        },
+    )
+    assert cfg.spec_of("train").cue == 0.75 and cfg.spec_of("pretrain").cue == 0.75
+    assert cfg.spec_of("eval_order").cue is None and cfg.spec_of("eval_order_reversed").cue == 0.0
+    with pytest.raises(ConfigError, match=r"cue: must be in \[0.0, 1.0\] \(got 1.5\)"):
+        SynthSpec(cue=1.5)
+
+
+def test_a_pretraining_stream_is_its_own_split_and_moves_no_other_row(synth, tmp_path):
+    generate(tmp_path / "with", SynthConfig(**{**SMALL.__dict__, "pretrain_video_rows": 6, "pretrain_image_rows": 2}))
+    for name in [p.name for p in synth.glob("*.json")]:
+        assert (tmp_path / "with" / name).read_bytes() == (synth / name).read_bytes(), name
+    rows = json.loads((tmp_path / "with" / "pretrain.json").read_text())
+    assert len(rows) == 8 and all(r["path"].startswith("./videos/pretrain/") for r in rows[:6])
+    train_media = {r["path"] for r in json.loads((synth / "train.json").read_text())}
+    assert not train_media & {r["path"] for r in rows}

@@ -23,6 +23,7 @@ _EXPORTS = {
     "CotParams": "cot",
     "FilterParams": "filter",
     "SftParams": "sft",
+    "PerceiveParams": "sft",
     "RLParams": "rl",
     "EvalParams": "eval",
     "EvalReportParams": "reports",

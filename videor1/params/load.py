@@ -31,6 +31,7 @@ SECTIONS = {
     "cot": ("cot", "CotParams"),
     "filter": ("filter", "FilterParams"),
     "sft": ("sft", "SftParams"),
+    "perceive": ("sft", "PerceiveParams"),
     "rl": ("rl", "RLParams"),
     "eval": ("eval", "EvalParams"),
     "eval_report": ("reports", "EvalReportParams"),

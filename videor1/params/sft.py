@@ -42,3 +42,12 @@ class SftParams(Section):
                 "max_length",
                 f"must be <= the model's max_position_embeddings ({positions}), got {self.max_length}",
             )
+
+
+@dataclass(frozen=True)
+class PerceiveParams(SftParams):
+    """The `perceive` section (the toy, issue 26): SftParams for a direct-answer SFT of the base on a synth
+    stream (``rows``, paths relative to ``media_root``), before the CoT cold start."""
+
+    rows: str = "data/synth/pretrain.json"
+    media_root: str = "data/synth"

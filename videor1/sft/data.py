@@ -27,7 +27,9 @@ IGNORE_INDEX = -100
 
 
 def assistant_text(row: dict) -> str:
-    return f"{row['process']}\n{row['solution']}"
+    """``process`` newline ``solution``; a direct-answer row (``process`` None: the toy's perception
+    pretraining) is its solution alone."""
+    return row["solution"] if row["process"] is None else f"{row['process']}\n{row['solution']}"
 
 
 def chat(row: dict) -> list[dict]:

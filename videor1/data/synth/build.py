@@ -61,6 +61,10 @@ class SynthConfig:
     seed: int = 0
     train_video_rows: int = 400
     train_image_rows: int = 400
+    # the perception stream (issue 26): rows of the training families, from their own random stream, under the
+    # training spec (its cue included), for a direct-answer pretraining before the CoT SFT; 0: none
+    pretrain_video_rows: int = 0
+    pretrain_image_rows: int = 0
     eval_rows_per_benchmark: int = 48
     broken_rows: bool = False  # also write train_broken.json, rows collect must quarantine
     spec: SynthSpec = field(default_factory=SynthSpec)
@@ -68,7 +72,7 @@ class SynthConfig:
     eval_sets: dict[str, EvalSet] | None = None
 
     def __post_init__(self):
-        at_least(self, 0, "train_video_rows", "train_image_rows")
+        at_least(self, 0, "train_video_rows", "train_image_rows", "pretrain_video_rows", "pretrain_image_rows")
         at_least(self, 1, "eval_rows_per_benchmark")
 
     def evals(self) -> dict[str, EvalSet]:
@@ -80,7 +84,9 @@ class SynthConfig:
     def spec_of(self, split: str) -> SynthSpec:
         evals = self.evals()
         name = split.removeprefix("eval_")
-        return replace(self.spec, **evals[name].spec) if split.startswith("eval_") and name in evals else self.spec
+        if split.startswith("eval_") and name in evals:  # an eval set states its own cue: the training one never leaks
+            return replace(self.spec, **{"cue": None, **evals[name].spec})
+        return self.spec
 
 
 def data_source(family: str) -> str:
@@ -118,21 +124,22 @@ def _make(root: Path, split: str, split_code: int, index: int, family: str, cfg:
     return row, fact
 
 
-def _train_families(cfg: SynthConfig) -> list[str]:
+def _train_families(video_rows: int, image_rows: int) -> list[str]:
     """The family of each training row: half the video rows order-dependent, then the image rows."""
     dep, indep = list(ORDER_DEPENDENT), list(ORDER_INDEPENDENT)
-    video = [dep[(i // 2) % len(dep)] if i % 2 == 0 else indep[(i // 2) % len(indep)]
-             for i in range(cfg.train_video_rows)]
-    image = [list(IMAGE)[i % len(IMAGE)] for i in range(cfg.train_image_rows)]
+    video = [dep[(i // 2) % len(dep)] if i % 2 == 0 else indep[(i // 2) % len(indep)] for i in range(video_rows)]
+    image = [list(IMAGE)[i % len(IMAGE)] for i in range(image_rows)]
     return video + image
 
 
 def splits(cfg: SynthConfig) -> dict[str, list[str]]:
-    """Split name -> the family of each of its rows."""
-    out = {"train": _train_families(cfg)}
+    """Split name -> the family of each of its rows (the pretraining split last: the others' streams unchanged)."""
+    out = {"train": _train_families(cfg.train_video_rows, cfg.train_image_rows)}
     for name, eval_set in cfg.evals().items():
         n = cfg.eval_rows_per_benchmark if eval_set.rows is None else eval_set.rows
         out[f"eval_{name}"] = [eval_set.families[i % len(eval_set.families)] for i in range(n)]
+    if cfg.pretrain_video_rows or cfg.pretrain_image_rows:
+        out["pretrain"] = _train_families(cfg.pretrain_video_rows, cfg.pretrain_image_rows)
     return out
 
 

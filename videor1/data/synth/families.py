@@ -19,10 +19,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...params.check import at_least
+from ...params.check import at_least, between
 from .canvas import COLORS, SHAPES, blank, draw, draw_text
 
 LETTERS = "ABCDEFGH"
+CUE_COLORS = {"right": "red", "left": "blue"}  # and in event order: red first, blue second
+
+
+def _cue_agrees(rng, spec: SynthSpec) -> bool | None:
+    """Whether this row's colours agree with its answer; None without a cue (no draw: the stream is unchanged)."""
+    return None if spec.cue is None else bool(rng.random() < spec.cue)
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,17 @@ class SynthSpec:
     states: int = 4
     hold: int = 4
     video_fps: int = 4
+    # A static shortcut beside the temporal cue (issue 26): the share of motion-direction and event-order rows
+    # whose colours agree with the answer (CUE_COLORS: red moves right, blue left; the red object appears before
+    # the blue one). It survives shuffling: a policy can score `cue` without reading order. None: no cue (colours
+    # drawn at random); 0.0: the cue always points at the wrong answer.
+    cue: float | None = None
 
     def __post_init__(self):
         at_least(self, 28, "video_size", "image_size")  # shapes up to 14 px across are drawn clear of the edges
         at_least(self, 2, "states")  # a motion or an order needs two states
         at_least(self, 1, "hold", "video_fps")
+        between(self, 0.0, 1.0, "cue")
 
 
 @dataclass
@@ -79,9 +91,15 @@ def _positions(spec: SynthSpec, size: int) -> np.ndarray:
 
 
 def motion_direction(rng, spec: SynthSpec) -> Example:
-    color, shape = _choice(rng, list(COLORS)), _choice(rng, SHAPES)
-    size = int(rng.integers(10, 15))
-    direction = _choice(rng, ["left", "right"])
+    agrees = _cue_agrees(rng, spec)
+    if agrees is None:
+        color, shape = _choice(rng, list(COLORS)), _choice(rng, SHAPES)
+        size = int(rng.integers(10, 15))
+        direction = _choice(rng, ["left", "right"])
+    else:
+        direction, shape = _choice(rng, ["left", "right"]), _choice(rng, SHAPES)
+        size = int(rng.integers(10, 15))
+        color = CUE_COLORS[direction if agrees else {"left": "right", "right": "left"}[direction]]
     xs = _positions(spec, size)
     if direction == "left":
         xs = xs[::-1]
@@ -100,12 +118,20 @@ def motion_direction(rng, spec: SynthSpec) -> Example:
         frames=_video(spec, states),
         options=options,
         facts={"order_dependent": True, "color": color, "shape": shape, "direction": direction,
-               "start": "left" if direction == "right" else "right", "end": direction},
+               "start": "left" if direction == "right" else "right", "end": direction, **_cue_fact(agrees)},
     )
 
 
+def _cue_fact(agrees: bool | None) -> dict:
+    return {} if agrees is None else {"cue_agrees": agrees}
+
+
 def event_order(rng, spec: SynthSpec) -> Example:
-    colors = rng.permutation(list(COLORS))[:2].tolist()
+    agrees = _cue_agrees(rng, spec)
+    if agrees is None:
+        colors = rng.permutation(list(COLORS))[:2].tolist()
+    else:
+        colors = ["red", "blue"] if agrees else ["blue", "red"]
     shapes = [_choice(rng, SHAPES), _choice(rng, SHAPES)]
     names = [f"the {c} {s}" for c, s in zip(colors, shapes)]
     first_state, second_state = sorted(rng.choice(spec.states, size=2, replace=False).tolist())
@@ -128,7 +154,7 @@ def event_order(rng, spec: SynthSpec) -> Example:
         options=options,
         facts={"order_dependent": True, "first": names[0], "second": names[1],
                "first_time_s": first_state * spec.hold / spec.video_fps,
-               "second_time_s": second_state * spec.hold / spec.video_fps},
+               "second_time_s": second_state * spec.hold / spec.video_fps, **_cue_fact(agrees)},
     )
 
 
