@@ -318,9 +318,10 @@ def project(tmp_path) -> Path:
 
 
 def shared_project(tmp_path_factory, name: str, build) -> Path:
-    """A project state built once per test run and shared by the pytest-xdist workers: the first worker to ask
-    builds it (``build(path)``) under a file lock, the others wait for it. Tests copy it (``copy_project``), never
-    change it."""
+    """A project state (or any folder of results) built once per test run and shared by the pytest-xdist workers:
+    the first worker to ask builds it (``build(path)``) under a file lock, the others wait for it. A module-scoped
+    fixture is otherwise built once per worker that runs one of its tests: three torchrun launches for the same
+    results. Tests copy it (``copy_project``) or read it, never change it."""
     from filelock import FileLock
 
     # each worker's basetemp is <run>/popen-gwN: the run's directory is their common parent

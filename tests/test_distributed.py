@@ -9,16 +9,19 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO, kill_when, torchrun, torchrun_two_nodes
+from tests.conftest import REPO, kill_when, shared_project, torchrun, torchrun_two_nodes
 
 
 @pytest.fixture(scope="module")
 def rl_updates(tiny_model_dir, synth_data, long_clip, tmp_path_factory):
     """One process, and two nodes of one process each (ranks on different nodes: both local rank 0)."""
-    out = tmp_path_factory.mktemp("rl_update")
-    args = lambda n: (str(tiny_model_dir), str(synth_data), str(long_clip), str(out / f"{n}.pt"))  # noqa: E731
-    torchrun(1, "rl_update.py", *args(1))
-    torchrun_two_nodes("rl_update.py", *args(2))
+
+    def build(out):
+        args = lambda n: (str(tiny_model_dir), str(synth_data), str(long_clip), str(out / f"{n}.pt"))  # noqa: E731
+        torchrun(1, "rl_update.py", *args(1))
+        torchrun_two_nodes("rl_update.py", *args(2))
+
+    out = shared_project(tmp_path_factory, "rl_update", build)
     return torch.load(out / "1.pt"), torch.load(out / "2.pt")
 
 
@@ -119,9 +122,11 @@ def test_a_two_process_rl_run_killed_mid_way_resumes_to_the_uninterrupted_weight
 @pytest.fixture(scope="module")
 def sft_one_process(tiny_model_dir, synth_data, tmp_path_factory):
     """The 1-process baselines of every run the 2-process variants make, trained in one launch."""
-    out = tmp_path_factory.mktemp("sft_one")
-    torchrun(1, "sft_step.py", str(tiny_model_dir), str(synth_data), str(out / "one.pt"), "ddp", *SFT_RUNS)
-    return torch.load(out / "one.pt")
+
+    def build(out):
+        torchrun(1, "sft_step.py", str(tiny_model_dir), str(synth_data), str(out / "one.pt"), "ddp", *SFT_RUNS)
+
+    return torch.load(shared_project(tmp_path_factory, "sft_one", build) / "one.pt")
 
 
 # GLOBAL_BATCH:BROKEN_IDS. The data order is [11, 5, 16, 4], then [12, 6, 10, 21] (ids 1-12 videos, 13-22 images).

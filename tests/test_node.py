@@ -12,16 +12,17 @@ import json
 import pytest
 import torch
 
-from tests.conftest import torchrun
+from tests.conftest import shared_project, torchrun
 
 vllm_engine = pytest.importorskip("videor1.generation.vllm_engine")
 
 
 @pytest.fixture(scope="module")
 def node_run(tiny_model_dir, synth_data, tmp_path_factory):
-    work = tmp_path_factory.mktemp("node")
-    torchrun(2, "rl_node.py", str(tiny_model_dir), str(synth_data), str(work), str(work / "out.pt"))
-    return torch.load(work / "out.pt", weights_only=False)
+    def build(work):
+        torchrun(2, "rl_node.py", str(tiny_model_dir), str(synth_data), str(work), str(work / "out.pt"))
+
+    return torch.load(shared_project(tmp_path_factory, "node_run", build) / "out.pt", weights_only=False)
 
 
 @pytest.mark.slow
