@@ -190,3 +190,18 @@ def test_a_pretraining_stream_is_its_own_split_and_moves_no_other_row(synth, tmp
     assert len(rows) == 8 and all(r["path"].startswith("./videos/pretrain/") for r in rows[:6])
     train_media = {r["path"] for r in json.loads((synth / "train.json").read_text())}
     assert not train_media & {r["path"] for r in rows}
+
+
+def test_fixed_options_make_the_letter_a_function_of_the_medium():
+    spec = SynthSpec(fixed_options=True)
+    for i in range(40):
+        ex = FAMILIES["motion_direction"](np.random.default_rng([6, i]), spec)
+        assert ex.options == ["A. left", "B. right"] and ex.answer == {"left": "A", "right": "B"}[ex.facts["direction"]]
+        ex = FAMILIES["event_order"](np.random.default_rng([6, i]), spec)
+        assert ex.options == [
+            f"{letter}. {t}" for letter, t in zip("AB", sorted([ex.facts["first"], ex.facts["second"]]))
+        ]
+    shuffled = {
+        tuple(FAMILIES["motion_direction"](np.random.default_rng([6, i]), SynthSpec()).options) for i in range(40)
+    }
+    assert len(shuffled) == 2  # by default the option order is drawn
